@@ -1,0 +1,33 @@
+# Everything installs itself into a local virtual environment (.venv) on first use.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+DEMO := resources/demo
+
+.PHONY: run test lint bench demo screenshots clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## run: open the bundled demo model (inventory, restore, detections on its test images)
+run: $(STAMP)
+	$(VENV)/bin/detscope inspect $(DEMO)
+	$(VENV)/bin/detscope detect $(DEMO) $(DEMO)/test/images --threshold 0.5 --out $(HOME)/.local/share/detscope/demo-detections
+
+## test: the whole test suite, headless, plus the architecture contract (core never imports Qt)
+test: $(STAMP)
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
+	$(VENV)/bin/lint-imports
+
+bench: $(STAMP)
+	$(PY) bench/run_all.py
+
+demo: $(STAMP)
+	$(PY) $(DEMO)/make_demo.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

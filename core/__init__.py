@@ -1,0 +1,1 @@
+"""detscope core: model folders, readers and TensorFlow work; never imports Qt."""
