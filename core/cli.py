@@ -1,0 +1,282 @@
+"""The ``detscope`` command line: the same core the window uses.
+
+Bad input exits with status 2 and one line on stderr starting ``error: `` that
+names the file; never a traceback (set ``DETSCOPE_DEBUG=1`` to see one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from . import errors
+
+EXIT_USAGE = 2
+
+
+def human_bytes(n: int | None) -> str:
+    if n is None:
+        return ""
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return ""
+
+
+def _shape(shape) -> str:
+    if shape is None:
+        return ""
+    return "[" + ", ".join("?" if d is None or d == -1 else str(d) for d in shape) + "]"
+
+
+def _print_tree(node, out, depth: int = 0, max_depth: int | None = None) -> None:
+    from .inventory import FINDING
+
+    for child in node.children:
+        if child.kind == FINDING:
+            continue
+        cols = [child.name]
+        if child.shape is not None:
+            cols.append(_shape(child.shape))
+        if child.dtype:
+            cols.append(child.dtype)
+        if child.nbytes and child.kind not in ("fact",):
+            cols.append(human_bytes(child.nbytes))
+        if child.detail:
+            cols.append(f"({child.detail})")
+        out.write("  " * depth + "  ".join(cols) + "\n")
+        if max_depth is None or depth + 1 < max_depth:
+            _print_tree(child, out, depth + 1, max_depth)
+
+
+def cmd_inspect(args) -> int:
+    from .inventory import build_inventory
+
+    inv = build_inventory(args.path, checkpoint=args.checkpoint)
+    if args.tensor is not None:
+        return _inspect_tensor(inv, args)
+    if args.json:
+        json.dump(inv.as_json(), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    out = sys.stdout
+    out.write(f"{inv.folder.path}  [{inv.kind}]\n")
+    if inv.findings:
+        out.write("\nProblems:\n")
+        for f in inv.findings:
+            out.write(f"  {f.line()}\n")
+    if len(inv.checkpoints) > 1:
+        out.write("\nCheckpoints (newest first):\n")
+        for c in inv.checkpoints:
+            mark = "*" if inv.checkpoint and c.prefix == str(inv.checkpoint.prefix) else " "
+            step = f"step {c.step}" if c.step is not None else "step ?"
+            out.write(f" {mark} {c.name}  {step}  {c.entries if c.entries is not None else '?'} entries\n")
+    out.write("\n")
+    _print_tree(inv.root, out, max_depth=args.depth)
+    return 0
+
+
+def _inspect_tensor(inv, args) -> int:
+    key = args.tensor
+    if args.npy:
+        import numpy as np
+
+        out = Path(args.npy)
+        values = inv.value_source(key).read(key)
+        np.save(out, values, allow_pickle=values.dtype == object)
+        sys.stderr.write(f"saved {key} to {out}\n")
+    st = inv.tensor_stats(key)
+    if args.json:
+        json.dump({"key": key, **st.as_json()}, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    elif not args.npy:
+        sys.stdout.write(st.describe(key) + "\n")
+    return 0
+
+
+def _engine():
+    from .engine import Engine
+
+    return Engine(on_progress=(lambda name, msg: sys.stderr.write(f"… {msg}\n"))
+                  if os.environ.get("DETSCOPE_VERBOSE") else None)
+
+
+def _coco_ids(images: list[Path]) -> dict[str, int]:
+    """Image ids from a COCO annotations.json beside the images (or one folder up), by file name."""
+    for folder in {p.parent for p in images} | {p.parent.parent for p in images}:
+        ann = folder / "annotations.json"
+        if ann.is_file():
+            try:
+                data = json.loads(ann.read_text())
+                return {Path(im["file_name"]).name: im["id"] for im in data.get("images", [])}
+            except (json.JSONDecodeError, KeyError, TypeError):
+                continue
+    return {}
+
+
+def cmd_detect(args) -> int:
+    from .images import list_images, load_image
+    from .model import load_model
+
+    images = list_images(args.images)
+    if not images:
+        raise errors.UserError(f"no images in {' '.join(args.images)}")
+    engine = _engine()
+    try:
+        loaded = engine.run_sync(load_model, args.model, checkpoint=args.checkpoint, labels=args.labels,
+                                 signature=args.signature, template=args.template, factory=args.factory,
+                                 scale=args.scale)
+        for f in loaded.findings:
+            if f.severity != "info":
+                sys.stderr.write(f"{f.line()}\n")
+        if args.out:
+            Path(args.out).mkdir(parents=True, exist_ok=True)
+        coco_ids = _coco_ids(images) if args.coco_results else {}
+        results, coco = [], []
+        for n, path in enumerate(images, 1):
+            image = load_image(path)
+            dets = engine.run_sync(loaded.detect, image).above(args.threshold)
+            results.append({"path": str(path), "width": dets.width, "height": dets.height,
+                            "detections": dets.as_json()})
+            if args.coco_results:
+                coco.extend(dets.coco_results(coco_ids.get(path.name, n)))
+            if args.out:
+                _write_annotated(image, dets, Path(args.out) / (path.stem + ".png"))
+            if not args.json:
+                sys.stdout.write(f"{path}  {dets.width}x{dets.height}  {len(dets)} detections\n")
+                for d in dets.as_json():
+                    box = ", ".join(f"{v:.1f}" for v in d["box"])
+                    sys.stdout.write(f"  {d['score']:.3f}  {d['label']} (class {d['class_id']})  [{box}]\n")
+    finally:
+        engine.shutdown(timeout=30)
+    if args.coco_results:
+        Path(args.coco_results).write_text(json.dumps(coco))
+    if args.json:
+        json.dump({"model": str(args.model), "images": results}, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    return 0
+
+
+def _write_annotated(image, dets, out: Path) -> None:
+    from PIL import Image
+
+    from .render import draw_detections
+
+    Image.fromarray(draw_detections(image, dets)).save(out)
+
+
+def cmd_restore(args) -> int:
+    from .model import load_model
+
+    if not args.template and not args.factory:
+        raise errors.UserError("restore needs --template SAVEDMODEL or --factory FILE.py:build")
+    engine = _engine()
+    try:
+        loaded = engine.run_sync(load_model, args.checkpoint, template=args.template, factory=args.factory,
+                                 checkpoint=args.ckpt, warmup=False)
+    finally:
+        engine.shutdown(timeout=30)
+    report = loaded.report
+    if report is None:
+        raise errors.UserError(f"{args.checkpoint}: there was no checkpoint to restore")
+    if args.json:
+        json.dump(report.as_json(), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        _print_report(report)
+    return 0
+
+
+def _print_report(report) -> None:
+    from .restore import GROUP_TITLES
+
+    out = sys.stdout
+    out.write(f"{report.source} -> {report.target}\n{report.summary()}\n")
+    for m in report.shape_mismatches:
+        out.write(f"  shape mismatch  {m.key}: checkpoint {_shape(m.checkpoint_shape)}, "
+                  f"model {_shape(m.model_shape)}\n")
+    for m in report.dtype_mismatches:
+        out.write(f"  dtype mismatch  {m.key}: checkpoint {m.checkpoint_dtype}, model {m.model_dtype}\n")
+    for m in report.missing[:50]:
+        out.write(f"  not restored    {m.key} {_shape(m.shape)}\n")
+    if len(report.missing) > 50:
+        out.write(f"  … and {len(report.missing) - 50} more not restored\n")
+    for group, items in report.unused_by_group().items():
+        out.write(f"  unused {GROUP_TITLES.get(group, group)}: {len(items)}\n")
+        if group == "model":
+            for u in items[:20]:
+                out.write(f"    {u.key} {_shape(u.shape)}\n")
+    for note in report.notes:
+        out.write(f"  note: {note}\n")
+    if report.tf_messages:
+        total = sum(report.tf_messages.values())
+        out.write(f"  TensorFlow printed {total} warnings while loading (summarised, not shown)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="detscope", description="Open, browse, restore and look at TensorFlow 2 "
+                                                             "object-detection models.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    ins = sub.add_parser("inspect", help="what a model folder holds, without TensorFlow")
+    ins.add_argument("path", help="a model folder, ckpt-N prefix, .index, saved_model.pb, .keras or .h5")
+    ins.add_argument("--checkpoint", help="which checkpoint of a folder (ckpt-N); the latest by default")
+    ins.add_argument("--json", action="store_true", help="print one JSON object")
+    ins.add_argument("--tensor", metavar="KEY", help="statistics of one tensor")
+    ins.add_argument("--npy", metavar="OUT", help="with --tensor: save its values as .npy")
+    ins.add_argument("--depth", type=int, default=None, help="print the tree this many levels deep")
+    ins.set_defaults(func=cmd_inspect)
+
+    det = sub.add_parser("detect", help="run a model on images and print its detections")
+    det.add_argument("model", help="a SavedModel, OD API export, checkpoint folder with a template, or Keras file")
+    det.add_argument("images", nargs="+", help="image files or folders")
+    det.add_argument("--threshold", type=float, default=0.5, help="minimum score (0 keeps everything)")
+    det.add_argument("--labels", help="a label map (label_map.pbtxt, COCO json, labels.txt)")
+    det.add_argument("--checkpoint", help="restore this ckpt-N into the model first")
+    det.add_argument("--template", help="a SavedModel of the same architecture, for a checkpoint folder")
+    det.add_argument("--factory", help="FILE.py:FUNCTION or package.module:FUNCTION that builds the model")
+    det.add_argument("--signature", help="which signature (serving_default by default)")
+    det.add_argument("--scale", choices=["0..255", "0..1", "-1..1"], help="pixel range of a float image input")
+    det.add_argument("--json", action="store_true", help="print one JSON object")
+    det.add_argument("--out", help="write annotated images into this folder")
+    det.add_argument("--coco-results", metavar="FILE", help="write detections in the COCO results format")
+    det.set_defaults(func=cmd_detect)
+
+    res = sub.add_parser("restore", help="restore a checkpoint into a model and report what matched")
+    res.add_argument("checkpoint", help="a checkpoint folder, ckpt-N prefix or .index")
+    res.add_argument("--template", help="a SavedModel of the same architecture")
+    res.add_argument("--factory", help="FILE.py:FUNCTION or package.module:FUNCTION that builds the model")
+    res.add_argument("--ckpt", help="which ckpt-N of a folder (the latest by default)")
+    res.add_argument("--json", action="store_true", help="print one JSON object")
+    res.set_defaults(func=cmd_restore)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except errors.USER_ERRORS as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        sys.stderr.write("error: interrupted\n")
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # the last line of defence: a user never sees a traceback
+        if os.environ.get("DETSCOPE_DEBUG"):
+            raise
+        where = getattr(args, "path", None) or getattr(args, "model", None) or ""
+        sys.stderr.write(f"error: {where}: unexpected {type(exc).__name__}: {exc} "
+                         "(set DETSCOPE_DEBUG=1 for details)\n")
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

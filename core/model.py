@@ -1,0 +1,218 @@
+"""A loaded model: the live TensorFlow object, its detector and its restore report.
+
+:func:`load_model` decides how to get a live model from what the user opened
+(a SavedModel; a checkpoint into a SavedModel template or into a model built by
+the user's factory; a Keras file), restores, builds the detector and warms it up.
+Call it on the engine thread (``engine.submit(load_model, path, ...)``); the
+returned :class:`LoadedModel` belongs to that thread too.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import folders
+from .bundle import Bundle, BundleError
+from .detections import Detections
+from .detector import Detector, DetectorError, OutputMapping, detector_for_signature, find_image_input, \
+    find_output_mapping, load_mapping
+from .errors import UserError
+from .folders import CheckpointRef, ModelFolder
+from .labels import LabelMap, LabelMapError, read_label_map
+from .problems import ERROR, INFO, WARNING, Finding
+from .restore import RestoreError, RestoreReport, keras_report, load_factory, load_keras_model, \
+    load_saved_model, restore_checkpoint
+
+TEMPLATE_PLACES = ("saved_model", "../saved_model", "exported/saved_model", "../exported/saved_model",
+                   "export/saved_model", "../export/saved_model")
+
+
+@dataclass
+class LoadedModel:
+    path: Path
+    folder: ModelFolder
+    how: str                                  # "saved_model", "checkpoint+template", "factory", "keras"
+    live: object                              # the live root object
+    signature_name: str | None = None
+    detector: Detector | None = None
+    report: RestoreReport | None = None
+    checkpoint: CheckpointRef | None = None
+    label_map: LabelMap | None = None
+    findings: list[Finding] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)   # load, restore, warmup
+
+    def detect(self, image: np.ndarray) -> Detections:
+        if self.detector is None:
+            reason = next((f.message for f in self.findings if f.severity == ERROR), "no detector signature")
+            raise DetectorError(f"{self.path.name}: cannot detect: {reason}")
+        return self.detector(image)
+
+    def switch_checkpoint(self, name: str, job=None) -> RestoreReport:
+        """Re-assign weights from another ``ckpt-N`` of the same folder, without reloading the graph."""
+        ref = self.folder.checkpoint(name)
+        if ref is None:
+            names = ", ".join(c.name for c in self.folder.checkpoints) or "none"
+            raise UserError(f"{name} is not a checkpoint of {self.folder.path} (have: {names})")
+        self.report = _restore(ref, self.live, self.how, job)
+        self.checkpoint = ref
+        return self.report
+
+
+def _restore(ref: CheckpointRef, live, target: str, job) -> RestoreReport:
+    try:
+        bundle = Bundle(ref.prefix)
+    except BundleError as exc:
+        raise RestoreError(str(exc)) from exc
+    return restore_checkpoint(bundle, live, source=ref.name, target=target, job=job)
+
+
+def find_template(mf: ModelFolder) -> Path | None:
+    """A SavedModel beside a checkpoint folder (``saved_model/`` here or one level up)."""
+    if mf.saved_model is not None and mf.saved_model_pb is not None:
+        return mf.saved_model
+    base = mf.root
+    for rel in TEMPLATE_PLACES:
+        candidate = (base / rel).resolve()
+        if (candidate / "saved_model.pb").is_file():
+            return candidate
+    return None
+
+
+def _label_map(mf: ModelFolder, labels: str | None, findings: list[Finding]) -> LabelMap | None:
+    path = labels or mf.label_map
+    if path is None:
+        return None
+    try:
+        return read_label_map(path)
+    except LabelMapError as exc:
+        if labels:
+            raise
+        findings.append(Finding(ERROR, str(exc), str(path)))
+        return None
+
+
+def _keras_detector(model, label, mapping: OutputMapping | None, scale: str | None):
+    """A Detector around a Keras model's ``__call__`` (outputs named by ``model.output_names``)."""
+    inp = model.inputs[0]
+    dtype = getattr(inp.dtype, "name", str(inp.dtype))
+    shape = tuple(None if d is None else int(d) for d in inp.shape)
+    image_input = find_image_input({"image": (dtype, shape)}, scale=scale or "0..1")
+    names = list(getattr(model, "output_names", None) or [f"output_{i}" for i in range(len(model.outputs))])
+    outs = {n: ("float32", tuple(None if d is None else int(d) for d in t.shape))
+            for n, t in zip(names, model.outputs)}
+    findings: list[Finding] = []
+    if mapping is None:
+        mapping, findings = find_output_mapping(outs)
+        if mapping is None:
+            return None, findings
+
+    def call(batch):
+        result = model(batch, training=False)
+        if isinstance(result, dict):
+            return {k: np.asarray(v) for k, v in result.items()}
+        if not isinstance(result, (list, tuple)):
+            result = [result]
+        return {n: np.asarray(v) for n, v in zip(names, result)}
+
+    return Detector(call, image_input, mapping, label), findings
+
+
+def _warm_up(loaded: LoadedModel, job) -> None:
+    if loaded.detector is None:
+        return
+    if job is not None:
+        job.progress("warming up")
+    spec = loaded.detector.image_input
+    h, w = (spec.height, spec.width) if spec.fixed_size else (64, 64)
+    start = time.perf_counter()
+    loaded.detect(np.zeros((h, w, 3), np.uint8))
+    loaded.seconds["warmup"] = time.perf_counter() - start
+
+
+def load_model(path: str | Path, *, checkpoint: str | None = None, template: str | Path | None = None,
+               factory: str | None = None, signature: str | None = None, tags: list[str] | None = None,
+               safe_mode: bool = True, labels: str | None = None, scale: str | None = None,
+               warmup: bool = True, job=None) -> LoadedModel:
+    """Load what ``path`` names, restore its checkpoint when there is one, and build its detector."""
+    start = time.perf_counter()
+    mf = folders.recognise(path)
+    findings: list[Finding] = []
+    label_map = _label_map(mf, labels, findings)
+    label = label_map.label if label_map is not None else None
+    ref = mf.checkpoint(checkpoint) if checkpoint else None
+    if checkpoint and ref is None:
+        names = ", ".join(c.name for c in mf.checkpoints) or "none"
+        raise UserError(f"{checkpoint} is not a checkpoint of {mf.path} (have: {names})")
+    own_variables = mf.selected is not None and mf.selected.prefix == mf.variables_prefix
+    if ref is None and not own_variables:
+        ref = mf.selected
+
+    if job is not None:
+        job.progress("importing TensorFlow")
+    import tensorflow  # noqa: F401  (imported here, on the engine thread, so the caller's start stays fast)
+
+    messages: dict[str, int] = {}
+    if factory:
+        live = load_factory(factory, job)
+        how, target = "factory", factory
+    elif mf.kind == folders.KERAS:
+        model, which, notes = load_keras_model(mf.keras_file, safe_mode=safe_mode, job=job)
+        loaded = LoadedModel(Path(path), mf, "keras", model, label_map=label_map, findings=findings)
+        loaded.report = keras_report(model, mf.keras_file, which, notes)
+        loaded.seconds["load"] = time.perf_counter() - start
+        try:
+            mapping = load_mapping(mf.keras_file, "__call__")
+            loaded.detector, more = _keras_detector(model, label, mapping, scale)
+        except DetectorError as exc:
+            loaded.detector, more = None, [Finding(ERROR, str(exc), str(mf.keras_file))]
+        findings.extend(Finding(f.severity, f.message, f.file or str(mf.keras_file)) for f in more)
+        if warmup:
+            _warm_up(loaded, job)
+        return loaded
+    else:
+        tpl = Path(template) if template else find_template(mf)
+        if tpl is None:
+            raise UserError(f"{mf.path}: a checkpoint holds values, not the architecture; give --template "
+                            "SAVEDMODEL (an export of the same model) or --factory FILE.py:build")
+        live, messages = load_saved_model(tpl, tags=tags, job=job)
+        how, target = ("saved_model", str(tpl)) if ref is None else ("checkpoint+template", str(tpl))
+        if messages:
+            findings.append(Finding(INFO, f"TensorFlow said {sum(messages.values())} things while loading "
+                                          f"(most: {max(messages, key=messages.get)!r})", str(tpl)))
+
+    loaded = LoadedModel(Path(path), mf, how, live, label_map=label_map, findings=findings)
+    loaded.seconds["load"] = time.perf_counter() - start
+    if ref is not None:
+        t0 = time.perf_counter()
+        if job is not None:
+            job.progress(f"restoring {ref.name}")
+        loaded.report = _restore(ref, live, target, job)
+        loaded.report.tf_messages.update(messages)
+        loaded.checkpoint = ref
+        loaded.seconds["restore"] = time.perf_counter() - t0
+
+    sigs = getattr(live, "signatures", None)
+    if sigs is not None and len(sigs):
+        name = signature or ("serving_default" if "serving_default" in sigs else sorted(sigs)[0])
+        if name not in sigs:
+            raise UserError(f"{mf.path}: no signature {name!r} (have: {', '.join(sorted(sigs))})")
+        loaded.signature_name = name
+        try:
+            mapping = load_mapping(target if factory else mf.path, name)
+            loaded.detector, more = detector_for_signature(sigs[name], label=label, mapping=mapping, scale=scale)
+            findings.extend(more)
+        except DetectorError as exc:
+            findings.append(Finding(ERROR, str(exc), str(mf.path)))
+    elif hasattr(live, "inputs") and hasattr(live, "outputs"):
+        loaded.detector, more = _keras_detector(live, label, None, scale)
+        findings.extend(more)
+    else:
+        findings.append(Finding(WARNING, "the model has no signatures to run; browse and restore only",
+                                str(mf.path)))
+    if warmup:
+        _warm_up(loaded, job)
+    return loaded

@@ -1,0 +1,37 @@
+"""Boxes drawn onto an image (for ``detect --out``, snapshots and copies): class colours shared with the GUI."""
+
+from __future__ import annotations
+
+import colorsys
+
+import numpy as np
+
+from .detections import Detections
+
+
+def class_colour(class_id: int) -> tuple[int, int, int]:
+    """A stable, distinct RGB colour for a class id (golden-ratio hue steps)."""
+    hue = (class_id * 0.618033988749895) % 1.0
+    r, g, b = colorsys.hsv_to_rgb(hue, 0.85, 0.95)
+    return int(r * 255), int(g * 255), int(b * 255)
+
+
+def draw_detections(image: np.ndarray, dets: Detections, labels: bool = True) -> np.ndarray:
+    """A copy of an RGB image with each detection's box, label and score."""
+    import cv2
+
+    out = np.ascontiguousarray(image.copy())
+    thick = max(1, round(min(out.shape[:2]) / 300))
+    scale = max(0.4, min(out.shape[:2]) / 800)
+    for box, score, cid, label in zip(dets.boxes, dets.scores, dets.class_ids, dets.labels):
+        colour = class_colour(int(cid))
+        x0, y0, x1, y1 = (int(round(v)) for v in box)
+        cv2.rectangle(out, (x0, y0), (x1, y1), colour, thick, cv2.LINE_AA)
+        if labels:
+            text = f"{label} {score:.2f}"
+            (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+            ty = y0 - 2 if y0 - th - base - 2 >= 0 else y0 + th + base + 2
+            cv2.rectangle(out, (x0, ty - th - base), (x0 + tw + 2, ty + 1), colour, -1)
+            cv2.putText(out, text, (x0 + 1, ty - base + 1), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1,
+                        cv2.LINE_AA)
+    return out

@@ -1,0 +1,588 @@
+"""Read ``saved_model.pb`` without TensorFlow.
+
+The project declares the parts of TensorFlow's SavedModel, MetaGraphDef,
+GraphDef and SavedObjectGraph messages it reads (see :mod:`.protos`) and
+decodes the file once. :func:`read_saved_model` returns the signatures (inputs
+and outputs with dtypes and shapes), the op counts of the graph and of every
+library function, and the SavedModel's own object tree (user objects,
+variables, functions). :func:`variable_keys` maps the object tree's variables to
+the keys of ``variables/variables.index``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+from google.protobuf import text_format
+from google.protobuf.message import DecodeError
+
+from . import dtypes, protos
+from . import objectgraph as og
+
+SAVED_MODEL_PB = "saved_model.pb"
+SAVED_MODEL_PBTXT = "saved_model.pbtxt"
+VARIABLES_INDEX = "variables/variables.index"
+SERVE = "serve"
+# TensorFlow's own entries in signature_def (``__saved_model_init_op``), not callable signatures.
+INTERNAL_SIGNATURE_PREFIX = "__saved_model_"
+LFS_POINTER = b"version https://git-lfs.github.com/spec/"
+
+_f = protos.field
+_m = protos.message
+_map = protos.map_field
+
+MESSAGES = protos.schema("saved_model", [
+    _m("AttrValue",
+       _f("list", 1, "ListValue"),
+       _f("s", 2, "bytes"),
+       _f("i", 3, "int64"),
+       _f("f", 4, "float"),
+       _f("b", 5, "bool"),
+       _f("type", 6, "int32"),                # DataType
+       _f("shape", 7, "TensorShapeProto"),
+       # tensor = 8 (TensorProto) is not declared: constants stay undecoded.
+       _f("placeholder", 9, "string"),
+       _f("func", 10, "NameAttrList"),
+       nested=[_m("ListValue",
+                  _f("s", 2, "bytes", repeated=True),
+                  _f("i", 3, "int64", repeated=True),
+                  _f("f", 4, "float", repeated=True),
+                  _f("b", 5, "bool", repeated=True),
+                  _f("type", 6, "int32", repeated=True),
+                  _f("shape", 7, "TensorShapeProto", repeated=True),
+                  _f("func", 9, "NameAttrList", repeated=True))]),
+    _m("NameAttrList",
+       _f("name", 1, "string"),
+       _map("attr", 2, "string", "AttrValue")),
+    _m("NodeDef",
+       _f("name", 1, "string"),
+       _f("op", 2, "string"),
+       _f("input", 3, "string", repeated=True),
+       _f("device", 4, "string"),
+       _map("attr", 5, "string", "AttrValue")),
+    _m("OpDef",
+       _f("name", 1, "string"),
+       _f("input_arg", 2, "ArgDef", repeated=True),
+       _f("output_arg", 3, "ArgDef", repeated=True),
+       _f("control_output", 20, "string", repeated=True),
+       nested=[_m("ArgDef",
+                  _f("name", 1, "string"),
+                  _f("description", 2, "string"),
+                  _f("type", 3, "int32"),     # DataType
+                  _f("type_attr", 4, "string"),
+                  _f("number_attr", 5, "string"),
+                  _f("type_list_attr", 6, "string"),
+                  _f("is_ref", 16, "bool"))]),
+    _m("FunctionDef",
+       _f("signature", 1, "OpDef"),
+       _f("node_def", 3, "NodeDef", repeated=True),
+       _map("ret", 4, "string", "string"),
+       _map("attr", 5, "string", "AttrValue"),
+       _map("control_ret", 6, "string", "string")),
+    _m("GradientDef",
+       _f("function_name", 1, "string"),
+       _f("gradient_func", 2, "string")),
+    _m("FunctionDefLibrary",
+       _f("function", 1, "FunctionDef", repeated=True),
+       _f("gradient", 2, "GradientDef", repeated=True)),
+    _m("GraphDef",
+       _f("node", 1, "NodeDef", repeated=True),
+       _f("library", 2, "FunctionDefLibrary"),
+       _f("version", 3, "int32"),
+       _f("versions", 4, "VersionDef")),
+    _m("TensorInfo",
+       _f("name", 1, "string"),
+       _f("dtype", 2, "int32"),               # DataType
+       _f("tensor_shape", 3, "TensorShapeProto"),
+       _f("coo_sparse", 4, "CooSparse"),
+       _f("composite_tensor", 5, "CompositeTensor"),
+       nested=[_m("CooSparse",
+                  _f("values_tensor_name", 1, "string"),
+                  _f("indices_tensor_name", 2, "string"),
+                  _f("dense_shape_tensor_name", 3, "string")),
+               # type_spec = 1 (TypeSpecProto) is not declared.
+               _m("CompositeTensor",
+                  _f("components", 2, "TensorInfo", repeated=True))]),
+    _m("SignatureDef",
+       _map("inputs", 1, "string", "TensorInfo"),
+       _map("outputs", 2, "string", "TensorInfo"),
+       _f("method_name", 3, "string")),
+    _m("SaverDef",
+       _f("filename_tensor_name", 1, "string"),
+       _f("save_tensor_name", 2, "string"),
+       _f("restore_op_name", 3, "string"),
+       _f("max_to_keep", 4, "int32"),
+       _f("sharded", 5, "bool"),
+       _f("keep_checkpoint_every_n_hours", 6, "float"),
+       _f("version", 7, "int32")),            # CheckpointFormatVersion
+    _m("AssetFileDef",
+       _f("tensor_info", 1, "TensorInfo"),
+       _f("filename", 2, "string")),
+    _m("SavedObject",
+       _f("children", 1, "TrackableObjectGraph.TrackableObject.ObjectReference", repeated=True),
+       _f("slot_variables", 3, "TrackableObjectGraph.TrackableObject.SlotVariableReference", repeated=True),
+       _f("user_object", 4, "SavedUserObject"),
+       _f("asset", 5, "SavedAsset"),
+       _f("function", 6, "SavedFunction"),
+       _f("variable", 7, "SavedVariable"),
+       _f("bare_concrete_function", 8, "SavedBareConcreteFunction"),
+       _f("constant", 9, "SavedConstant"),
+       _f("resource", 10, "SavedResource"),
+       _f("captured_tensor", 12, "CapturedTensor"),
+       _f("registered_name", 13, "string"),
+       _f("dependencies", 15, "TrackableObjectGraph.TrackableObject.ObjectReference", repeated=True),
+       _f("registered_saver", 16, "string")),
+    _m("SavedUserObject",
+       _f("identifier", 1, "string"),
+       _f("version", 2, "VersionDef"),
+       _f("metadata", 3, "string")),
+    _m("SavedAsset", _f("asset_file_def_index", 1, "int32")),
+    _m("SavedFunction", _f("concrete_functions", 1, "string", repeated=True)),
+    _m("SavedVariable",
+       _f("dtype", 1, "int32"),               # DataType
+       _f("shape", 2, "TensorShapeProto"),
+       _f("trainable", 3, "bool"),
+       _f("name", 6, "string"),
+       _f("device", 7, "string")),
+    _m("SavedBareConcreteFunction",
+       _f("concrete_function_name", 1, "string"),
+       _f("argument_keywords", 2, "string", repeated=True),
+       _f("allowed_positional_arguments", 3, "int64")),
+    _m("SavedConstant", _f("operation", 1, "string")),
+    _m("SavedResource", _f("device", 1, "string")),
+    _m("CapturedTensor",
+       _f("name", 1, "string"),
+       _f("concrete_function", 2, "string")),
+    _m("SavedConcreteFunction",
+       _f("bound_inputs", 2, "int32", repeated=True)),
+    _m("SavedObjectGraph",
+       _f("nodes", 1, "SavedObject", repeated=True),
+       _map("concrete_functions", 2, "string", "SavedConcreteFunction")),
+    _m("MetaGraphDef",
+       _f("meta_info_def", 1, "MetaInfoDef"),
+       _f("graph_def", 2, "GraphDef"),
+       _f("saver_def", 3, "SaverDef"),
+       # collection_def = 4 is not declared (TF1 collections).
+       _map("signature_def", 5, "string", "SignatureDef"),
+       _f("asset_file_def", 6, "AssetFileDef", repeated=True),
+       _f("object_graph_def", 7, "SavedObjectGraph"),
+       nested=[_m("MetaInfoDef",
+                  _f("meta_graph_version", 1, "string"),
+                  _f("tags", 4, "string", repeated=True),
+                  _f("tensorflow_version", 5, "string"),
+                  _f("tensorflow_git_version", 6, "string"),
+                  _f("stripped_default_attrs", 7, "bool"),
+                  _map("function_aliases", 8, "string", "string"))]),
+    _m("SavedModel",
+       _f("saved_model_schema_version", 1, "int64"),
+       _f("meta_graphs", 2, "MetaGraphDef", repeated=True)),
+], deps=("tensor", "trackable_object_graph"))
+
+SavedModelProto = MESSAGES["SavedModel"]
+
+# The members of SavedObject's ``kind`` oneof that are declared here.
+_KINDS = ("user_object", "asset", "function", "variable", "bare_concrete_function", "constant", "resource",
+          "captured_tensor")
+_VARIABLE_OPS = frozenset({"VarHandleOp", "VariableV2", "Variable", "VarIsInitializedOp"})
+
+
+class SavedModelError(Exception):
+    """A SavedModel that cannot be read; the message is one line naming the file and the cause."""
+
+
+# --- results ---------------------------------------------------------------------------------
+
+Shape = tuple  # of int | None
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One input or output of a signature.
+
+    ``key`` is the signature's keyword, ``name`` the graph tensor
+    (``serving_default_images:0``), ``dtype`` NumPy's spelling, ``shape`` a
+    tuple with None for unknown dimensions (None for unknown rank).
+    ``encoding`` is ``dense``, ``coo_sparse`` or ``composite``.
+    """
+
+    key: str
+    name: str
+    dtype: str
+    shape: Shape | None
+    encoding: str = "dense"
+
+
+@dataclass
+class Signature:
+    name: str
+    method: str
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+
+    def input(self, key: str) -> TensorSpec | None:
+        return next((t for t in self.inputs if t.key == key), None)
+
+    def output(self, key: str) -> TensorSpec | None:
+        return next((t for t in self.outputs if t.key == key), None)
+
+
+@dataclass(frozen=True)
+class VariableInfo:
+    """A variable of the SavedModel's object graph."""
+
+    name: str
+    dtype: str
+    shape: Shape | None
+    trainable: bool
+
+
+@dataclass(eq=False)
+class SavedNode:
+    """One object of the SavedModel's object graph.
+
+    ``kind`` is the object's kind (``user_object``, ``variable``, ``function``,
+    ``bare_concrete_function``, ``asset``, ``constant``, ``resource``,
+    ``captured_tensor``; "" when unset). ``identifier`` is the user object's
+    identifier (``_generic_user_object``, ``trackable_dict_wrapper``,
+    ``_tf_keras_layer`` ...). ``path``/``children``/``links``/``aliases``
+    follow the same canonical breadth-first rule as checkpoint object trees.
+    ``checkpoint_key`` is set on variables by :func:`variable_keys`.
+    """
+
+    node_id: int
+    name: str
+    path: str
+    kind: str
+    identifier: str = ""
+    children: list["SavedNode"] = field(default_factory=list)
+    links: list[og.Link] = field(default_factory=list)
+    aliases: list[str] = field(default_factory=list)
+    variable: VariableInfo | None = None
+    concrete_functions: list[str] = field(default_factory=list)
+    registered_name: str = ""
+    checkpoint_key: str | None = None
+    parent: "SavedNode | None" = field(default=None, repr=False)
+
+    def walk(self):
+        stack = [self]
+        while stack:
+            node = stack.pop()
+            yield node
+            stack.extend(reversed(node.children))
+
+
+@dataclass
+class SavedObjectTree:
+    root: SavedNode
+    nodes: list[SavedNode]
+    concrete_functions: list[str]
+
+    def variables(self) -> list[SavedNode]:
+        return [n for n in self.nodes if n.kind == "variable"]
+
+    def find(self, path: str) -> SavedNode | None:
+        for n in self.nodes:
+            if n.path == path or path in n.aliases:
+                return n
+        return None
+
+
+@dataclass
+class MetaGraph:
+    """One meta graph: ``op_counts`` counts the graph's nodes and every library
+    function's nodes by op; ``function_names`` lists the library functions.
+    """
+
+    tags: list[str]
+    tensorflow_version: str
+    tensorflow_git_version: str
+    signatures: list[Signature]
+    op_counts: dict[str, int]
+    function_names: list[str]
+    object_graph: SavedObjectTree | None
+    has_variables: bool
+    graph_node_count: int = 0
+    function_node_count: int = 0
+    has_saver: bool = False
+    asset_files: list[str] = field(default_factory=list)
+    init_op: str | None = None
+
+    def signature(self, name: str = "serving_default") -> Signature | None:
+        return next((s for s in self.signatures if s.name == name), None)
+
+    @property
+    def signature_names(self) -> list[str]:
+        return [s.name for s in self.signatures]
+
+
+@dataclass
+class SavedModelInfo:
+    path: str
+    schema_version: int
+    meta_graphs: list[MetaGraph]
+    variables_index: str | None = None
+
+    def meta_graph(self, tags: Iterable[str] | str | None = None) -> MetaGraph:
+        """The meta graph with exactly ``tags``; by default the one tagged ``serve``, else the first."""
+        if tags is None:
+            for mg in self.meta_graphs:
+                if SERVE in mg.tags:
+                    return mg
+            return self.meta_graphs[0]
+        wanted = {tags} if isinstance(tags, str) else set(tags)
+        for mg in self.meta_graphs:
+            if set(mg.tags) == wanted:
+                return mg
+        have = "; ".join(",".join(mg.tags) or "(none)" for mg in self.meta_graphs)
+        raise SavedModelError(f"{self.path}: no meta graph tagged {','.join(sorted(wanted))} (tags present: {have})")
+
+
+# --- conversion ------------------------------------------------------------------------------
+
+def shape_of(proto) -> Shape | None:
+    """A TensorShapeProto as a tuple (None for unknown dims), or None for unknown rank."""
+    if proto.unknown_rank:
+        return None
+    return tuple(d.size if d.size >= 0 else None for d in proto.dim)
+
+
+def _tensor_spec(key: str, info) -> TensorSpec:
+    encoding = "dense"
+    name = info.name
+    if info.HasField("coo_sparse"):
+        encoding = "coo_sparse"
+        name = info.coo_sparse.values_tensor_name
+    elif info.HasField("composite_tensor"):
+        encoding = "composite"
+    shape = shape_of(info.tensor_shape) if info.HasField("tensor_shape") else None
+    return TensorSpec(key=key, name=name, dtype=dtypes.name(info.dtype), shape=shape, encoding=encoding)
+
+
+def _signatures(meta) -> list[Signature]:
+    out = []
+    for name in sorted(meta.signature_def):
+        if name.startswith(INTERNAL_SIGNATURE_PREFIX):
+            continue
+        sd = meta.signature_def[name]
+        out.append(Signature(
+            name=name,
+            method=sd.method_name,
+            inputs=[_tensor_spec(k, sd.inputs[k]) for k in sorted(sd.inputs)],
+            outputs=[_tensor_spec(k, sd.outputs[k]) for k in sorted(sd.outputs)],
+        ))
+    return out
+
+
+def _object_tree(graph) -> SavedObjectTree | None:
+    count = len(graph.nodes)
+    if count == 0:
+        return None
+    edges = []
+    for i, obj in enumerate(graph.nodes):
+        row = []
+        for ref in obj.children:
+            if not 0 <= ref.node_id < count:
+                raise SavedModelError(f"object {i} names child {ref.local_name!r} as node {ref.node_id} of {count}")
+            row.append((ref.local_name, ref.node_id))
+        edges.append(row)
+    walk = og.traverse(edges)
+    nodes = []
+    for i, obj in enumerate(graph.nodes):
+        kind = next((k for k in _KINDS if obj.HasField(k)), "")
+        node = SavedNode(node_id=i, name=walk.name[i], path=walk.path[i] or "", kind=kind,
+                         registered_name=obj.registered_name)
+        if kind == "user_object":
+            node.identifier = obj.user_object.identifier
+        elif kind == "variable":
+            v = obj.variable
+            node.variable = VariableInfo(name=v.name, dtype=dtypes.name(v.dtype),
+                                         shape=shape_of(v.shape), trainable=v.trainable)
+        elif kind == "function":
+            node.concrete_functions = list(obj.function.concrete_functions)
+        elif kind == "bare_concrete_function":
+            node.concrete_functions = [obj.bare_concrete_function.concrete_function_name]
+        nodes.append(node)
+    for i in range(count):
+        nodes[i].children = [nodes[c] for c in walk.tree[i]]
+        for c in walk.tree[i]:
+            nodes[c].parent = nodes[i]
+        for local, child in walk.extra[i]:
+            nodes[i].links.append(og.Link(local, child, nodes[child].path))
+            if walk.path[i] is not None:
+                nodes[child].aliases.append(og.join(nodes[i].path, local))
+    return SavedObjectTree(root=nodes[0], nodes=nodes, concrete_functions=sorted(graph.concrete_functions))
+
+
+def _meta_graph(meta) -> MetaGraph:
+    counts: Counter = Counter()
+    graph = meta.graph_def
+    graph_ops = Counter(n.op for n in graph.node)
+    counts.update(graph_ops)
+    function_nodes = 0
+    names = []
+    for fn in graph.library.function:
+        names.append(fn.signature.name)
+        ops = [n.op for n in fn.node_def]
+        function_nodes += len(ops)
+        counts.update(ops)
+    tree = _object_tree(meta.object_graph_def) if meta.HasField("object_graph_def") else None
+    has_vars = bool(tree and any(n.kind == "variable" for n in tree.nodes)) or any(op in graph_ops for op in _VARIABLE_OPS)
+    info = meta.meta_info_def
+    return MetaGraph(
+        tags=list(info.tags),
+        tensorflow_version=info.tensorflow_version,
+        tensorflow_git_version=info.tensorflow_git_version,
+        signatures=_signatures(meta),
+        op_counts=dict(counts),
+        function_names=names,
+        object_graph=tree,
+        has_variables=has_vars,
+        graph_node_count=len(graph.node),
+        function_node_count=function_nodes,
+        has_saver=meta.HasField("saver_def"),
+        asset_files=[a.filename for a in meta.asset_file_def],
+        init_op=_init_op(meta),
+    )
+
+
+def _init_op(meta) -> str | None:
+    sd = meta.signature_def.get(INTERNAL_SIGNATURE_PREFIX + "init_op")
+    if sd is None:
+        return None
+    return next((t.name for t in sd.outputs.values()), None)
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+# TensorFlow's enum names as the text format writes them.
+_DT_NAMES = {"float32": "DT_FLOAT", "float64": "DT_DOUBLE", "float16": "DT_HALF"}
+
+
+def _enum_numbers() -> dict[str, int]:
+    table = {"DT_INVALID": 0, "LEGACY": 0, "V1": 1, "V2": 2}
+    for number in range(1, dtypes.REF_OFFSET):
+        tf_name = dtypes.tf_name(number)
+        if tf_name.startswith("dtype_"):
+            continue
+        name = _DT_NAMES.get(tf_name, "DT_" + tf_name.upper())
+        table[name] = number
+        table[name + "_REF"] = number + dtypes.REF_OFFSET
+    return table
+
+
+ENUM_NUMBERS = _enum_numbers()
+_ENUM_VALUE = re.compile(r"^(\s*(?:dtype|type|version)\s*:\s*)([A-Z][A-Z0-9_]*)\s*$", re.M)
+
+
+def _parse_text(text: str, where: str):
+    def number(m: re.Match) -> str:
+        value = ENUM_NUMBERS.get(m.group(2))
+        return m.group(0) if value is None else f"{m.group(1)}{value}"
+
+    proto = SavedModelProto()
+    try:
+        text_format.Parse(_ENUM_VALUE.sub(number, text), proto, allow_unknown_field=True,
+                          allow_unknown_extension=True)
+    except text_format.ParseError as exc:
+        raise SavedModelError(f"{where}: not a SavedModel in text format ({exc})") from exc
+    return proto
+
+
+def parse_saved_model(data: bytes, where: str = SAVED_MODEL_PB):
+    """Decode ``saved_model.pb`` bytes into the project's SavedModel message."""
+    if data.startswith(LFS_POINTER):
+        raise SavedModelError(f"{where}: is a Git LFS pointer, not the model; run `git lfs pull` in its repository")
+    if not data:
+        raise SavedModelError(f"{where}: the file is empty")
+    try:
+        proto = SavedModelProto.FromString(data)
+    except DecodeError as exc:
+        raise SavedModelError(f"{where}: truncated or not a SavedModel ({exc})") from exc
+    if not proto.meta_graphs:
+        raise SavedModelError(f"{where}: not a SavedModel (no meta graph in {len(data)} bytes)")
+    return proto
+
+
+def _locate(path) -> tuple[Path, Path]:
+    """(the .pb/.pbtxt file, the SavedModel folder)."""
+    p = Path(path)
+    if p.is_dir():
+        for name in (SAVED_MODEL_PB, SAVED_MODEL_PBTXT):
+            if (p / name).is_file():
+                return p / name, p
+        present = "variables/ present" if (p / "variables").is_dir() else "folder has no variables/ either"
+        raise SavedModelError(f"{p}: no {SAVED_MODEL_PB} in this folder ({present})")
+    if p.is_file():
+        return p, p.parent
+    raise SavedModelError(f"{p}: no such file or folder")
+
+
+def read_saved_model(path) -> SavedModelInfo:
+    """Read a SavedModel: ``path`` is its folder, its ``saved_model.pb`` or ``saved_model.pbtxt``."""
+    pb, folder = _locate(path)
+    try:
+        data = pb.read_bytes()
+    except OSError as exc:
+        raise SavedModelError(f"{pb}: cannot be read ({exc.strerror or exc})") from exc
+    if pb.suffix == ".pbtxt":
+        if data.startswith(LFS_POINTER):
+            raise SavedModelError(f"{pb}: is a Git LFS pointer, not the model; run `git lfs pull` in its repository")
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise SavedModelError(f"{pb}: not text ({exc.reason})") from exc
+        proto = _parse_text(text, str(pb))
+        if not proto.meta_graphs:
+            raise SavedModelError(f"{pb}: not a SavedModel (no meta graph)")
+    else:
+        proto = parse_saved_model(data, str(pb))
+    try:
+        metas = [_meta_graph(m) for m in proto.meta_graphs]
+    except SavedModelError as exc:
+        raise SavedModelError(f"{pb}: {exc}") from exc
+    index = folder / VARIABLES_INDEX
+    return SavedModelInfo(path=str(folder), schema_version=proto.saved_model_schema_version, meta_graphs=metas,
+                          variables_index=str(index) if index.is_file() else None)
+
+
+# --- variables ↔ checkpoint keys -------------------------------------------------------------
+
+def variable_keys(meta: MetaGraph, object_graph: bytes | og.ObjectGraph | None = None) -> dict[int, str]:
+    """``{saved object node id: key in variables/variables.index}`` for every variable.
+
+    The variables bundle of a TF2 SavedModel carries its own object graph whose
+    node ids are the SavedObjectGraph's: a variable's key is the
+    ``VARIABLE_VALUE`` key of the same node there. Without that graph (a bundle
+    whose data shard is missing), the key is derived from the variable's
+    canonical path, which is how TensorFlow names it. Sets
+    :attr:`SavedNode.checkpoint_key` too.
+    """
+    tree = meta.object_graph
+    if tree is None:
+        return {}
+    graph = og.parse_object_graph(object_graph) if isinstance(object_graph, (bytes, bytearray)) else object_graph
+    out: dict[int, str] = {}
+    for node in tree.variables():
+        key = None
+        if graph is not None and not graph.from_names and node.node_id < len(graph.nodes):
+            key = graph.nodes[node.node_id].value_key
+        if key is None:
+            key = f"{node.path}/{og.ATTRIBUTES}/{og.VARIABLE_VALUE}"
+        node.checkpoint_key = key
+        out[node.node_id] = key
+    return out
+
+
+def variable_keys_from_bundle(meta: MetaGraph, bundle) -> dict[int, str]:
+    """:func:`variable_keys` with the object graph read from the variables bundle when it can be."""
+    from .bundle import BundleError
+
+    try:
+        data = og.object_graph_bytes(bundle)
+    except BundleError:
+        data = None
+    return variable_keys(meta, data)

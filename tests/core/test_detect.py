@@ -1,0 +1,183 @@
+"""One detections type from real signatures: OD API, fixed-size float inputs, Keras-style and raw outputs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import model_artifacts as ma
+from detscope.core import cli
+from detscope.core.detector import OutputMapping, decode, find_image_input, find_output_mapping
+from detscope.core.engine import Engine
+from detscope.core.model import load_model
+
+tf = pytest.importorskip("tensorflow")
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    return ma.training_run(tmp_path_factory.mktemp("detect") / "run")
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("images")
+    rng = np.random.default_rng(11)
+    paths = []
+    for i, (h, w) in enumerate([(60, 90), (120, 80), (64, 64)]):
+        p = folder / f"img{i}.png"
+        Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(p)
+        paths.append(p)
+    return paths
+
+
+def test_detect_json_equals_a_direct_call_of_the_signature(run, images, capsys):
+    assert cli.main(["detect", str(run), *map(str, images), "--threshold", "0", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [im["path"] for im in out["images"]] == [str(p) for p in images]
+    fn = tf.saved_model.load(str(run / "saved_model")).signatures["serving_default"]
+    labels = {1: "cat", 2: "dog", 3: "fox"}
+    for result, path in zip(out["images"], images):
+        img = np.asarray(Image.open(path).convert("RGB"))
+        h, w = img.shape[:2]
+        assert (result["width"], result["height"]) == (w, h)
+        raw = {k: v.numpy()[0] for k, v in fn(input_tensor=tf.constant(img[None])).items()}
+        n = int(raw["num_detections"])
+        order = np.argsort(-raw["detection_scores"][:n], kind="stable")
+        expected_boxes = raw["detection_boxes"][:n][order][:, [1, 0, 3, 2]] * [w, h, w, h]
+        got = result["detections"]
+        assert len(got) == n
+        np.testing.assert_allclose([d["box"] for d in got], expected_boxes, atol=1e-3)
+        np.testing.assert_allclose([d["score"] for d in got], raw["detection_scores"][:n][order], atol=1e-5)
+        assert [d["class_id"] for d in got] == [int(c) for c in raw["detection_classes"][:n][order]]
+        assert [d["label"] for d in got] == [labels[int(c)] for c in raw["detection_classes"][:n][order]]
+        assert [d["score"] for d in got] == sorted((d["score"] for d in got), reverse=True)
+
+
+def test_threshold_filters_kept_results(run, images, capsys):
+    cli.main(["detect", str(run), str(images[0]), "--threshold", "0", "--json"])
+    everything = json.loads(capsys.readouterr().out)["images"][0]["detections"]
+    cut = sorted(d["score"] for d in everything)[len(everything) // 2]
+    cli.main(["detect", str(run), str(images[0]), "--threshold", str(cut), "--json"])
+    kept = json.loads(capsys.readouterr().out)["images"][0]["detections"]
+    assert kept == [d for d in everything if d["score"] >= cut]
+
+
+def test_detect_writes_annotated_images_and_coco_results(run, images, tmp_path, capsys):
+    coco = tmp_path / "results.json"
+    out = tmp_path / "annotated"
+    assert cli.main(["detect", str(run), str(images[0].parent), "--threshold", "0", "--out", str(out),
+                     "--coco-results", str(coco)]) == 0
+    written = sorted(p.name for p in out.iterdir())
+    assert written == ["img0.png", "img1.png", "img2.png"]
+    annotated = np.asarray(Image.open(out / "img0.png"))
+    assert annotated.shape == (60, 90, 3)
+    assert not np.array_equal(annotated, np.asarray(Image.open(images[0])))  # boxes were drawn
+    rows = json.loads(coco.read_text())
+    assert len(rows) == 3 * ma.ANCHORS
+    assert {r["image_id"] for r in rows} == {1, 2, 3}
+    assert all(len(r["bbox"]) == 4 and r["bbox"][2] >= 0 for r in rows)
+
+
+def test_switching_checkpoint_changes_detections(run, images):
+    engine = Engine()
+    try:
+        loaded = engine.run_sync(load_model, run)
+        assert loaded.checkpoint.name == "ckpt-2" and loaded.report.verdict == "complete"
+        img = np.asarray(Image.open(images[1]).convert("RGB"))
+        latest = engine.run_sync(loaded.detect, img)
+        engine.run_sync(loaded.switch_checkpoint, "ckpt-1")
+        earlier = engine.run_sync(loaded.detect, img)
+    finally:
+        engine.shutdown(timeout=30)
+    assert not np.allclose(latest.scores, earlier.scores)
+
+
+def _save_module(path, fn_spec, body):
+    class M(tf.Module):
+        pass
+    m = M()
+    m.v = tf.Variable(1.0)
+    m.f = tf.function(body, input_signature=fn_spec)
+    tf.saved_model.save(m, str(path), signatures={"serving_default": m.f})
+    return path
+
+
+def test_fixed_size_float_input_is_resized_and_boxes_come_back_in_original_pixels(tmp_path):
+    # A model with a fixed 32x32 float input whose box is the brightest pixel's cell (normalised).
+    def body(images):
+        flat = tf.reshape(tf.reduce_mean(images, -1), [1, -1])
+        idx = tf.cast(tf.argmax(flat, axis=1), tf.float32)
+        y, x = tf.math.floordiv(idx, 32.0) / 32.0, tf.math.floormod(idx, 32.0) / 32.0
+        box = tf.stack([y, x, y + 1 / 32, x + 1 / 32], axis=-1)[:, None, :]
+        return {"detection_boxes": box, "detection_scores": tf.ones([1, 1]),
+                "detection_classes": tf.ones([1, 1]), "num_detections": tf.ones([1])}
+    path = _save_module(tmp_path / "fixed", [tf.TensorSpec([1, 32, 32, 3], tf.float32, name="inputs")], body)
+    engine = Engine()
+    try:
+        loaded = engine.run_sync(load_model, path)
+        assert loaded.detector.image_input.key == "inputs"
+        assert loaded.detector.image_input.fixed_size
+        img = np.zeros((64, 128, 3), np.uint8)
+        img[40:42, 96:100] = 255  # lands in cell (20, 24) of the 32x32 input
+        dets = engine.run_sync(loaded.detect, img)
+    finally:
+        engine.shutdown(timeout=30)
+    assert (dets.width, dets.height) == (128, 64)
+    np.testing.assert_allclose(dets.boxes[0], [96, 40, 100, 42], atol=1e-3)
+    assert any("0..255" in f.message for f in loaded.findings)
+
+
+def test_raw_anchor_outputs_get_a_clear_finding(tmp_path):
+    def body(images):
+        feat = tf.reduce_mean(images)
+        return {"regressors": tf.fill([1, 896, 16], feat), "classificators": tf.fill([1, 896, 1], feat)}
+    path = _save_module(tmp_path / "raw", [tf.TensorSpec([1, 128, 128, 3], tf.float32, name="input")], body)
+    engine = Engine()
+    try:
+        loaded = engine.run_sync(load_model, path)
+    finally:
+        engine.shutdown(timeout=30)
+    assert loaded.detector is None
+    assert any("raw outputs, not decodable without anchors" in f.message for f in loaded.findings)
+    with pytest.raises(Exception, match="raw outputs"):
+        loaded.detect(np.zeros((10, 10, 3), np.uint8))
+
+
+def test_conventions_registry():
+    od = {"detection_boxes": ("float32", (1, 100, 4)), "detection_scores": ("float32", (1, 100)),
+          "detection_classes": ("float32", (1, 100)), "num_detections": ("float32", (1,))}
+    assert find_output_mapping(od)[0].convention == "od_api"
+    mg = dict(od, image_info=("float32", (1, 4, 2)))
+    assert find_output_mapping(mg)[0].convention == "model_garden"
+    keras_style = {"boxes": ("float32", (1, 100, 4)), "confidence": ("float32", (1, 100)),
+                   "classes": ("int32", (1, 100)), "num_detections": ("int32", (1,))}
+    m = find_output_mapping(keras_style)[0]
+    assert (m.convention, m.box_layout, m.scores) == ("keras", "xyxy", "confidence")
+    assert find_image_input({"input_tensor": ("uint8", (1, None, None, 3))}).fixed_size is False
+    with pytest.raises(Exception, match="no image input"):
+        find_image_input({"text": ("object", (None,))})
+
+
+def test_model_garden_boxes_are_scaled_back_by_image_info():
+    # An image of 200x100 (w x h) scaled by 0.5 to fit the model: boxes come in the scaled frame.
+    outputs = {"detection_boxes": np.array([[[10, 20, 30, 60]]], np.float32),
+               "detection_scores": np.array([[0.9]], np.float32),
+               "detection_classes": np.array([[2]], np.float32), "num_detections": np.array([1.0]),
+               "image_info": np.array([[[100, 200], [50, 100], [0.5, 0.5], [0, 0]]], np.float32)}
+    mapping = find_output_mapping({k: ("float32", v.shape) for k, v in outputs.items()})[0]
+    dets = decode(outputs, mapping, 200, 100)
+    np.testing.assert_allclose(dets.boxes[0], [40, 20, 120, 60])
+    assert dets.class_ids.tolist() == [2]
+
+
+def test_keras_style_padding_rows_are_dropped():
+    outputs = {"boxes": np.array([[[5, 5, 20, 30], [0, 0, 0, 0]]], np.float32),
+               "confidence": np.array([[0.8, -1]], np.float32), "classes": np.array([[0, -1]], np.int32)}
+    mapping = OutputMapping(boxes="boxes", scores="confidence", classes="classes", box_layout="xyxy",
+                            normalized=False, class_offset=1, convention="keras")
+    dets = decode(outputs, mapping, 40, 40, label=lambda i: {1: "person"}.get(i, "?"))
+    assert len(dets) == 1 and dets.labels == ("person",) and dets.class_ids.tolist() == [1]
