@@ -541,6 +541,20 @@ def read_table_file(path) -> bytes:
     return data
 
 
+def _data_blocks(data: bytes, name: str, path: Path) -> Iterator[bytes]:
+    """The decoded data blocks of a table, in key order, checksums verified."""
+    footer = data[-FOOTER_SIZE:]
+    _, pos = _varint(footer, 0)  # metaindex offset
+    _, pos = _varint(footer, pos)  # metaindex size
+    index_offset, pos = _varint(footer, pos)
+    index_size, pos = _varint(footer, pos)
+    index_block = _read_block(data, index_offset, index_size, name, path)
+    for _, start, _ in _block_items(index_block):
+        block_offset, pos = _varint(index_block, start)
+        block_size, pos = _varint(index_block, pos)
+        yield _read_block(data, block_offset, block_size, name, path)
+
+
 def table_items(path) -> list[tuple[bytes, bytes]]:
     """Every ``(key, value)`` of a sorted-table file, in order, block checksums verified.
 
@@ -548,22 +562,12 @@ def table_items(path) -> list[tuple[bytes, bytes]]:
     """
     path = Path(path)
     data = read_table_file(path)
-    items = []
     try:
-        footer = data[-FOOTER_SIZE:]
-        _, pos = _varint(footer, 0)
-        _, pos = _varint(footer, pos)
-        index_offset, pos = _varint(footer, pos)
-        index_size, pos = _varint(footer, pos)
-        index_block = _read_block(data, index_offset, index_size, path.name, path)
-        for _, vstart, _ in _block_items(index_block):
-            block_offset, p = _varint(index_block, vstart)
-            block_size, p = _varint(index_block, p)
-            block = _read_block(data, block_offset, block_size, path.name, path)
-            items.extend((key, block[start:end]) for key, start, end in _block_items(block))
+        return [(key, block[start:end])
+                for block in _data_blocks(data, path.name, path)
+                for key, start, end in _block_items(block)]
     except (_Corrupt, IndexError, ValueError) as exc:
         raise BundleError(f"{path.name} is truncated or corrupt ({exc})", path) from exc
-    return items
 
 
 # --- the bundle -----------------------------------------------------------------------------
@@ -581,7 +585,14 @@ def split_prefix(path) -> Path:
 
 
 class Bundle:
-    """A tensor bundle: the whole index read eagerly; values read from shards on demand."""
+    """A tensor bundle: the whole index read eagerly; values read from shards on demand.
+
+    ``entries`` holds every tensor TensorFlow lists for the checkpoint (what
+    ``tf.train.list_variables`` shows), in index order; a partitioned tensor is one
+    entry whose ``slices`` name its parts. The stored parts themselves are in
+    ``slice_entries``, keyed by ``(name, extents)``. ``num_shards``, ``endianness``
+    (:data:`LITTLE` or :data:`BIG`) and ``version`` (a VersionDef) come from the header.
+    """
 
     def __init__(self, prefix):
         self.prefix = split_prefix(prefix)
@@ -609,20 +620,11 @@ class Bundle:
                               self.index_path) from exc
 
     def _parse_table(self, data: bytes, name: str, path: Path) -> None:
-        footer = data[-FOOTER_SIZE:]
-        _, pos = _varint(footer, 0)  # metaindex offset
-        _, pos = _varint(footer, pos)  # metaindex size
-        index_offset, pos = _varint(footer, pos)
-        index_size, pos = _varint(footer, pos)
-        index_block = _read_block(data, index_offset, index_size, name, path)
         header_seen = False
         entries = self.entries
         shapes: dict = {}
         previous = None
-        for _, vstart, vend in _block_items(index_block):
-            block_offset, p = _varint(index_block, vstart)
-            block_size, p = _varint(index_block, p)
-            block = _read_block(data, block_offset, block_size, name, path)
+        for block in _data_blocks(data, name, path):
             for raw_key, start, end in _block_items(block):
                 if previous is not None and raw_key <= previous:
                     raise _Corrupt("keys out of order")

@@ -402,6 +402,19 @@ def build_inventory(path: str | Path, checkpoint: str | None = None) -> Inventor
             findings.append(Finding(ERROR, str(exc), str(mf.label_map)))
 
     inv.findings = findings
+    if inv.bundle is not None and OBJECT_GRAPH_KEY not in inv.bundle.entries and \
+            mf.kind in (folders.CHECKPOINT, folders.CHECKPOINT_FOLDER):
+        mf.kind = folders.TF1_CHECKPOINT  # name-based: no object graph
+    browsable = inv.bundle is not None or inv.saved_model is not None or inv.keras is not None
+    if not browsable and not mf.checkpoints and inv.pipeline is None:
+        errors = [f for f in findings if f.severity == ERROR]
+        if errors:
+            raise UserError(errors[0].message if errors[0].file is None or Path(errors[0].file).name in
+                            errors[0].message else f"{Path(errors[0].file).name}: {errors[0].message}")
+    if not browsable and mf.checkpoints and len(mf.checkpoints) == 1 and mf.kind == folders.CHECKPOINT:
+        errors = [f for f in findings if f.severity == ERROR]
+        if errors:
+            raise UserError(errors[0].message)
     if inv.saved_model is not None:
         _signatures_tree(inv)
     if inv.bundle is not None:

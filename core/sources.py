@@ -200,9 +200,11 @@ class FrameSource:
                 self._state = RUNNING
                 self._since = time.monotonic()
             replay = self._state == ENDED
+            if replay:          # play at the end means play again from the start: a fresh open
+                self._frame = None
+                self._seek_to = None
             self._cond.notify_all()
         if replay:
-            self.seek(0)
             self.start()
 
     def toggle_pause(self) -> bool:

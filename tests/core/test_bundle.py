@@ -79,6 +79,12 @@ def _copy_bundle(prefix: Path, dest: Path) -> Path:
     return dest / prefix.name
 
 
+def _tf_numpy_dtype(tf_dtype) -> np.dtype:
+    """NumPy's dtype for a TF dtype; quantized types (structured in TF) by their storage integer."""
+    dt = np.dtype(tf_dtype.as_numpy_dtype)
+    return dt.fields[dt.names[0]][0] if dt.names else dt
+
+
 def _tf_value_list(value) -> list:
     return list(np.asarray(value, dtype=object).reshape(-1))
 
@@ -139,7 +145,7 @@ def test_matches_tensorflow(prefixes, label):
     assert b.missing_shards() == []
     for key, entry in b.entries.items():
         assert list(entry.shape) == names[key], key
-        expected_dtype = np.dtype(tf_dtypes[key].as_numpy_dtype)
+        expected_dtype = _tf_numpy_dtype(tf_dtypes[key])
         assert dtypes.numpy_dtype(entry.dtype) == expected_dtype, key
         assert entry.dtype == tf_dtypes[key].as_datatype_enum, key
         value = b.read(key)
@@ -640,7 +646,7 @@ def test_real_checkpoints_browse_without_shards():
         assert list(b.entries) == sorted(names)
         for key, entry in b.entries.items():
             assert list(entry.shape) == names[key]
-            assert dtypes.numpy_dtype(entry.dtype) == np.dtype(tf_dtypes[key].as_numpy_dtype)
+            assert dtypes.numpy_dtype(entry.dtype) == _tf_numpy_dtype(tf_dtypes[key])
         assert b.missing_shards() == b.shard_paths()
         key = next(k for k in b.entries if k != bundle_mod.OBJECT_GRAPH_KEY)
         with pytest.raises(MissingShardError, match=re.escape(b.shard_path(0).name) + " is missing"):
@@ -679,3 +685,49 @@ def test_index_parsing_is_fast(prefixes, art_dir):
     # Measured about 3 ms and 25 ms; the bounds leave room for a loaded CI machine.
     assert _best_parse_seconds(prefixes["many"]) < 0.05
     assert _best_parse_seconds(wide_prefix) < 0.25
+
+
+# --- decoders on garbage --------------------------------------------------------------------
+
+def test_decoders_on_random_bytes_fail_cleanly():
+    rng = random.Random(11)
+    for _ in range(3000):
+        blob = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 40)))
+        for decode in (bundle_mod.snappy_decompress, decode_tensor_name_slice):
+            try:
+                decode(blob)
+            except bundle_mod._Corrupt:
+                pass
+
+
+@pytest.mark.skipif(not REALDATA.is_dir(), reason=f"{REALDATA} is absent (real third-party checkpoints)")
+def test_corrupted_snappy_index_fails_cleanly(tmp_path):
+    """The Model Zoo's ckpt-0.index has snappy blocks; damage to it is always a one-line BundleError."""
+    source = REALDATA / "car-ssd-fpnlite-training" / "pre-trained-models" / \
+        "ssd_mobilenet_v2_fpnlite_320x320_coco17_tpu-8" / "checkpoint" / "ckpt-0.index"
+    original = source.read_bytes()
+    assert any(kind == 1 for kind in _block_kinds(original))
+    index = tmp_path / "ckpt-0.index"
+    rng = random.Random(5)
+    for position in rng.sample(range(len(original) - 48), 150):
+        data = bytearray(original)
+        data[position] ^= 1 << rng.randrange(8)
+        index.write_bytes(bytes(data))
+        with pytest.raises(BundleError, match="ckpt-0.index"):
+            Bundle(index)
+
+
+def _block_kinds(data: bytes) -> list[int]:
+    """The compression byte of every data block of a table."""
+    footer = data[-48:]
+    _, pos = bundle_mod._varint(footer, 0)
+    _, pos = bundle_mod._varint(footer, pos)
+    offset, pos = bundle_mod._varint(footer, pos)
+    size, pos = bundle_mod._varint(footer, pos)
+    index_block = data[offset:offset + size]
+    kinds = []
+    for _, start, _ in bundle_mod._block_items(index_block):
+        block_offset, p = bundle_mod._varint(index_block, start)
+        block_size, p = bundle_mod._varint(index_block, p)
+        kinds.append(data[block_offset + block_size])
+    return kinds

@@ -43,6 +43,16 @@ def bundles(art_dir) -> dict[str, Bundle]:
     }
 
 
+def _is_integer(dtype: np.dtype) -> bool:
+    return dtype.kind in "iub" or dtype.name in ("int4", "uint4")
+
+
+def _tf_value(b: Bundle, key: str) -> np.ndarray:
+    """TensorFlow's own reading of a tensor; quantized values as their storage integers."""
+    value = np.asarray(tf.train.load_checkpoint(str(b.prefix)).get_tensor(key))
+    return value.view(value.dtype.fields[value.dtype.names[0]][0]) if value.dtype.names else value
+
+
 def _reference(values: np.ndarray, bins: int) -> dict:
     """What the statistics must be, computed by NumPy on the whole array at once."""
     if values.dtype.kind == "c":
@@ -59,7 +69,7 @@ def _reference(values: np.ndarray, bins: int) -> dict:
     ref = {"count": values.size, "nan_count": int(nan.sum()), "inf_count": int(inf.sum()),
            "finite_count": finite.size, "zero_fraction": zeros / values.size if values.size else None}
     if finite.size:
-        if values.dtype.kind in "iub":
+        if _is_integer(values.dtype):
             low, high = values.min(), values.max()
         else:
             low, high = finite.min(), finite.max()
@@ -79,7 +89,7 @@ def _assert_matches(stats: TensorStats, values: np.ndarray, bins: int) -> None:
         got, want = getattr(stats, name), ref[name]
         if want is None:
             assert got is None, name
-        elif values.dtype.kind in "iub" and name in ("min", "max"):
+        elif _is_integer(values.dtype) and name in ("min", "max"):
             assert got == int(want) and isinstance(got, int), name  # integers exactly
         else:
             assert got == pytest.approx(float(want), rel=REL, abs=1e-12), name
@@ -89,7 +99,8 @@ def _assert_matches(stats: TensorStats, values: np.ndarray, bins: int) -> None:
 NUMERIC = [
     ("dtypes", k) for k in (
         "bf16", "c128", "c64", "empty", "f16", "f32", "f64", "flag", "int16", "int32", "int64", "int8",
-        "scalar", "uint16", "uint32", "uint64", "uint8")
+        "scalar", "uint16", "uint32", "uint64", "uint8", "f8e5m2", "f8e4m3fn", "i4", "u4", "qint8", "quint8",
+        "qint32")
 ] + [("specials", k) for k in ("mixed", "all_nan", "constant", "half", "ints", "flags")]
 
 
@@ -98,7 +109,7 @@ NUMERIC = [
 def test_numeric_stats_match_numpy(bundles, label, name, bins):
     b = bundles[label]
     key = f"{name}/.ATTRIBUTES/VARIABLE_VALUE"
-    values = np.asarray(tf.train.load_checkpoint(str(b.prefix)).get_tensor(key))
+    values = _tf_value(b, key)
     stats = tensor_stats(b, key, bins=bins)
     assert stats.key == key and stats.shape == values.shape
     assert stats.dtype == b.entries[key].dtype_name
@@ -129,8 +140,7 @@ def test_special_values_are_counted(bundles):
 def test_partitioned_and_sliced_tensors(bundles):
     for label, key in (("tf1", "detector/embedding"), ("sharded", "d/.ATTRIBUTES/VARIABLE_VALUE")):
         b = bundles[label]
-        values = np.asarray(tf.train.load_checkpoint(str(b.prefix)).get_tensor(key))
-        _assert_matches(tensor_stats(b, key, chunk_elements=5), values, 64)
+        _assert_matches(tensor_stats(b, key, chunk_elements=5), _tf_value(b, key), 64)
 
 
 def test_string_stats(bundles):
@@ -160,7 +170,7 @@ def test_big_tensor_in_bounded_memory(bundles):
     whole_float32 = b.entries[key].nbytes
     # a handful of chunk-sized float64 temporaries, far below the 20 MB tensor
     assert peak < 6 * chunk * 8 < whole_float32 * 2
-    values = np.asarray(tf.train.load_checkpoint(str(b.prefix)).get_tensor(key))
+    values = _tf_value(b, key)
     _assert_matches(stats, values, 64)
     assert stats.nan_count == len(range(0, values.size, 100_003))
     assert stats.inf_count == len(range(5, values.size, 200_003))

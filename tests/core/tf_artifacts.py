@@ -149,7 +149,13 @@ def sharded_checkpoint(directory, max_shard_size: int = 2048) -> Path:
 
 
 def all_dtypes_checkpoint(directory) -> Path:
-    """One ``tf.Variable`` of every dtype a variable can hold, including strings."""
+    """One ``tf.Variable`` of every dtype a variable can hold and detscope reads.
+
+    Floats (float8 e5m2/e4m3fn, bfloat16, float16/32/64), complex, bool, int4..int64,
+    uint4..uint64, quantized qint8/quint8/qint32, and strings. (TensorFlow 2.21 also
+    saves int2, uint2 and float4_e2m1fn variables; the other float8 types have no
+    variable kernels.)
+    """
     prefix = Path(directory) / "dtypes" / "ckpt"
     if _done(prefix):
         return prefix
@@ -175,6 +181,15 @@ def all_dtypes_checkpoint(directory) -> Path:
         info = np.iinfo(np_type)
         ints = np.array([info.min, info.max, 0, 1, 7], dtype=np_type)
         values[np.dtype(np_type).name] = tf.constant(ints)
+    import ml_dtypes
+
+    experimental = tf.dtypes.experimental
+    values["f8e5m2"] = tf.cast(tf.constant(floats[:2]), experimental.float8_e5m2)
+    values["f8e4m3fn"] = tf.cast(tf.constant(floats[:2]), experimental.float8_e4m3fn)
+    values["i4"] = tf.constant(np.array([-8, -1, 0, 7, 3], dtype=ml_dtypes.int4))
+    values["u4"] = tf.constant(np.array([0, 1, 15, 9], dtype=ml_dtypes.uint4))
+    for quantized in (tf.qint8, tf.quint8, tf.qint32):
+        values[quantized.name] = tf.constant(np.array([1, 2, 3], dtype=quantized.as_numpy_dtype), dtype=quantized)
     for name, value in values.items():
         setattr(root, name, tf.Variable(value, name=name))
     tf.train.Checkpoint(root=root).write(str(prefix))
