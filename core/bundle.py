@@ -34,9 +34,9 @@ from pathlib import Path
 from typing import Iterator
 
 import google_crc32c
-import numpy as np
 
 from . import dtypes, protos
+from .errors import UserError
 
 TENSOR_BUNDLE = protos.schema("tensor_bundle", [
     protos.message("BundleHeaderProto",
@@ -72,7 +72,7 @@ _DATA_SUFFIX = re.compile(r"\.data-\d{5}-of-\d{5}$")
 
 # --- errors ---------------------------------------------------------------------------------
 
-class BundleError(Exception):
+class BundleError(UserError):
     """A checkpoint file cannot be read. ``str(e)`` is one line naming the file; ``path`` is its full path."""
 
     def __init__(self, message: str, path: Path | str | None = None):
@@ -338,8 +338,8 @@ def _skip(buf, pos: int, tag: int) -> int:
 def _decode_entry(key: str, buf, pos: int, end: int, shapes: dict) -> Entry:
     """Decode a BundleEntryProto from ``buf[pos:end]`` without building a protobuf object.
 
-    Tuned for speed (it runs once per tensor of a checkpoint): varints of one or two
-    bytes are decoded inline and shapes are cached by their encoded bytes.
+    Tuned for speed (it runs once per tensor of a checkpoint): the common fields'
+    varints are decoded inline and shapes are cached by their encoded bytes.
     """
     dtype = 0
     shape = ()
@@ -350,16 +350,21 @@ def _decode_entry(key: str, buf, pos: int, end: int, shapes: dict) -> Entry:
         tag = buf[pos]
         if tag == 0x20 or tag == 0x28 or tag == 0x08 or tag == 0x18:  # offset, size, dtype, shard_id
             b = buf[pos + 1]
+            pos += 2
             if b < 0x80:
                 value = b
-                pos += 2
-            else:
-                b2 = buf[pos + 2]
-                if b2 < 0x80:
-                    value = (b & 0x7F) | (b2 << 7)
-                    pos += 3
-                else:
-                    value, pos = _varint(buf, pos + 1)
+            else:  # inline varint: offsets of real checkpoints take 3-5 bytes
+                value = b & 0x7F
+                shift = 7
+                while True:
+                    b = buf[pos]
+                    pos += 1
+                    value |= (b & 0x7F) << shift
+                    if b < 0x80:
+                        break
+                    shift += 7
+                    if shift > 63:
+                        raise _Corrupt(f"entry {key!r} has a varint longer than 10 bytes")
             if tag == 0x20:
                 offset = value
             elif tag == 0x28:
@@ -675,6 +680,8 @@ class Bundle:
             raise KeyError(f"{key!r} is not in {self.index_path.name}") from None
 
     def _numpy_dtype(self, entry: Entry, what: str) -> np.dtype:
+        import numpy as np
+
         base = entry.dtype - dtypes.REF_OFFSET if entry.dtype > dtypes.REF_OFFSET else entry.dtype
         if base in (dtypes.DT_RESOURCE, dtypes.DT_VARIANT):
             raise BundleError(f"{what} in {self.index_path.name} is a {dtypes.tf_name(base)} tensor, "
@@ -733,12 +740,16 @@ class Bundle:
     # -- values ----------------------------------------------------------------------------
     def read(self, key: str) -> np.ndarray:
         """The tensor's values, checked against their CRC-32C; strings as an object array of bytes."""
+        import numpy as np
+
         entry = self._entry(key)
         if entry.slices:
             return self._assemble(entry)
         return self._read_entry(entry, key)
 
     def _read_entry(self, entry: Entry, what: str) -> np.ndarray:
+        import numpy as np
+
         dt = self._numpy_dtype(entry, what)
         count = entry.num_elements
         if count < 0:
@@ -765,9 +776,17 @@ class Bundle:
         order (uint32, or uint64 for a string of 4 GiB or more), then the 4 stored bytes of
         the lengths checksum, then all string bytes.
         """
+        import numpy as np
+
         result = np.empty(count, dtype=object)
+        for i, value in enumerate(self._string_values(entry, what, count)):
+            result[i] = value
+        return result.reshape(entry.shape)
+
+    def _string_values(self, entry: Entry, what: str, count: int) -> list[bytes]:
+        """The strings of a string tensor, CRC-checked (layout as in :meth:`_read_strings`)."""
         if count == 0:
-            return result.reshape(entry.shape)
+            return []
         buf, path = self._read_bytes(entry, what)
         order = "big" if self.endianness == BIG else "little"
         try:
@@ -793,13 +812,16 @@ class Bundle:
         crc = crc32c(memoryview(buf)[pos:], crc)
         self._verify(entry, crc, path, what)
         view = bytes(buf)
-        for i, n in enumerate(lengths):
-            result[i] = view[pos:pos + n]
+        values = []
+        for n in lengths:
+            values.append(view[pos:pos + n])
             pos += n
-        return result.reshape(entry.shape)
+        return values
 
     def _assemble(self, entry: Entry) -> np.ndarray:
         """Build a partitioned tensor from its slice entries."""
+        import numpy as np
+
         key = entry.key
         dt = self._numpy_dtype(entry, key).newbyteorder("=")
         full = np.zeros(entry.shape, dtype=dt) if dt != np.dtype(object) else np.empty(entry.shape, dtype=object)
@@ -835,12 +857,12 @@ class Bundle:
         if entry.slices:
             raise BundleError(f"{key} in {self.index_path.name} is partitioned into slices; "
                               "it has no single stored byte range", self.index_path)
-        dt = self._numpy_dtype(entry, key)
-        if dt == np.dtype(object):
+        if entry.dtype == dtypes.DT_STRING:
             if entry.num_elements != 1:
                 raise BundleError(f"{key} in {self.index_path.name} holds {entry.num_elements} strings, "
                                   "not one value", self.index_path)
-            return self._read_strings(entry, key, 1).reshape(-1)[0]
+            return self._string_values(entry, key, 1)[0]
+        self._numpy_dtype(entry, key)  # refuses resource and variant tensors
         buf, path = self._read_bytes(entry, key)
         self._verify(entry, crc32c(buf), path, key)
         return bytes(buf)
@@ -852,6 +874,8 @@ class Bundle:
         time; the CRC is accumulated on the way and a mismatch raises ChecksumError after
         the last chunk. Strings and partitioned tensors are read whole, then chunked.
         """
+        import numpy as np
+
         if chunk_elements < 1:
             raise ValueError("chunk_elements must be positive")
         entry = self._entry(key)

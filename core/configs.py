@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-import yaml
 from google.protobuf import text_format
 
 from .errors import UserError
@@ -557,6 +556,8 @@ def read_params_yaml(path: str | Path) -> ModelGardenParams:
 
 def params_yaml_from_text(text: str, path: str | Path | None = None) -> ModelGardenParams:
     """As :func:`read_params_yaml` for text already in memory."""
+    import yaml  # only Model Garden folders need it
+
     path = Path(path) if path is not None else None
     name = str(path) if path else "params.yaml"
     try:

@@ -22,7 +22,6 @@ from .objectgraph import ObjectGraph, ObjectNode, check_object_graph, graph_from
 from .errors import UserError
 from .problems import ERROR, INFO, WARNING, Finding, sort_findings
 from .savedmodel import SavedModelError, SavedModelInfo, read_saved_model
-from .stats import array_stats, tensor_stats
 
 OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
 STEP_KEYS = ("step/.ATTRIBUTES/VARIABLE_VALUE", "global_step/.ATTRIBUTES/VARIABLE_VALUE", "global_step",
@@ -125,6 +124,8 @@ class Inventory:
 
     def tensor_stats(self, key: str, bins: int = 64):
         """Statistics of one value, streamed from disk for checkpoint entries."""
+        from .stats import array_stats, tensor_stats  # NumPy is loaded only when values are looked at
+
         source = self.value_source(key)
         if isinstance(source, Bundle):
             return tensor_stats(source, key, bins=bins)
@@ -170,14 +171,22 @@ def _fmt_shape(shape) -> str:
     return "[" + ", ".join("?" if d is None or d == -1 else str(d) for d in shape) + "]"
 
 
+_INT_DTYPES = {3: 4, 9: 8}  # int32, int64: byte widths
+
+
 def read_step(bundle: Bundle) -> int | None:
-    """The training step stored in a checkpoint, when its value is readable."""
+    """The training step stored in a checkpoint, when its value is readable (a little-endian scalar)."""
     for key in STEP_KEYS:
-        if key in bundle.entries:
-            try:
-                return int(bundle.read(key).reshape(-1)[0])
-            except (BundleError, ValueError, IndexError):
+        entry = bundle.entries.get(key)
+        if entry is not None:
+            width = _INT_DTYPES.get(entry.dtype)
+            if width is None or entry.shape not in ((), (1,)) or entry.size != width:
                 return None
+            try:
+                raw = bundle.read_raw(key)
+            except BundleError:
+                return None
+            return int.from_bytes(raw, "big" if bundle.endianness == 1 else "little", signed=True)
     return None
 
 

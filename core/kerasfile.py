@@ -14,8 +14,6 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from .errors import UserError
 from .problems import ERROR, INFO, Finding
 
@@ -45,8 +43,9 @@ class KerasInfo:
     findings: list[Finding] = field(default_factory=list)
     _h5_bytes: bytes | None = None  # the weights file of a .keras zip, kept to read values on demand
 
-    def read(self, key: str) -> np.ndarray:
+    def read(self, key: str):
         import h5py
+        import numpy as np
 
         source = io.BytesIO(self._h5_bytes) if self._h5_bytes is not None else self.path
         with h5py.File(source, "r") as h5:

@@ -22,8 +22,10 @@ from the key names alone.
 
 from __future__ import annotations
 
+import gc
 import re
 from collections import deque
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
@@ -150,7 +152,7 @@ class ObjectNode:
 
     node_id: int
     name: str
-    path: str
+    path: str  # "" for the root, and for a node no edge reaches (not a slot either)
     children: list["ObjectNode"] = field(default_factory=list)
     attributes: list[Attribute] = field(default_factory=list)
     slots: list[SlotRef] = field(default_factory=list)
@@ -318,6 +320,23 @@ def traverse(edges: list[list[tuple[str, int]]], root: int = 0, blocked: set[int
     return Traversal(parent, name, path, tree, extra)
 
 
+@contextmanager
+def no_gc_pauses():
+    """Build many small objects without the cyclic collector running in between.
+
+    With TensorFlow imported the collector's full passes walk a very large heap;
+    letting them fire while a tree of thousands of nodes is built made parsing
+    several times slower. Collection resumes (if it was on) afterwards.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 # --- decoding --------------------------------------------------------------------------------
 
 def decode(data: bytes):
@@ -331,6 +350,11 @@ def decode(data: bytes):
 
 def parse_object_graph(data: bytes) -> ObjectGraph:
     """Decode ``_CHECKPOINTABLE_OBJECT_GRAPH`` bytes into an :class:`ObjectGraph`."""
+    with no_gc_pauses():
+        return _parse_object_graph(data)
+
+
+def _parse_object_graph(data: bytes) -> ObjectGraph:
     proto = decode(data)
     count = len(proto.nodes)
     if count == 0:
@@ -392,12 +416,9 @@ def parse_object_graph(data: bytes) -> ObjectGraph:
     return graph
 
 
-def _looks_like_optimizer(names: set[str], has_slots: bool) -> bool:
-    if has_slots:
-        return True
-    if names & _ITERATION_NAMES and (names & {"_variables", "learning_rate", "_learning_rate", "lr"}):
-        return True
-    return False
+def _looks_like_optimizer(names: set[str]) -> bool:
+    """An iteration counter beside a learning rate or a variable list: a Keras or TF2 optimizer."""
+    return bool(names & _ITERATION_NAMES and names & {"_variables", "learning_rate", "_learning_rate", "lr"})
 
 
 def _analyse(graph: ObjectGraph, edges, optimizer_ids: set[int], declared_slots: set[int]) -> None:
@@ -405,7 +426,7 @@ def _analyse(graph: ObjectGraph, edges, optimizer_ids: set[int], declared_slots:
     nodes = graph.nodes
     for i, row in enumerate(edges):
         names = {local for local, _ in row}
-        if _looks_like_optimizer(names, False):
+        if _looks_like_optimizer(names):
             optimizer_ids.add(i)
         for local, child in row:
             if local in _OPTIMIZER_EDGES and edges[child]:
@@ -420,7 +441,6 @@ def _analyse(graph: ObjectGraph, edges, optimizer_ids: set[int], declared_slots:
 
     # Slots the Keras optimizers keep in lists (``_momentums``, ``_velocities``, ``momentums`` ...).
     list_slots: set[int] = set()
-    opt_state: set[int] = set()
     trainable_lists: dict[int, list[int]] = {}
     for opt_id in optimizer_ids:
         opt = nodes[opt_id]
@@ -429,10 +449,7 @@ def _analyse(graph: ObjectGraph, edges, optimizer_ids: set[int], declared_slots:
         tv_ids = [c for _, c in edges[tv]] if tv is not None else []
         trainable_lists[opt_id] = tv_ids
         for local, child in edges[opt_id]:
-            if nodes[child].is_variable:
-                opt_state.add(child)
-                continue
-            if local in _NON_SLOT_LISTS or local in _OPTIMIZER_EDGES:
+            if nodes[child].is_variable or local in _NON_SLOT_LISTS or local in _OPTIMIZER_EDGES:
                 continue
             members = [c for _, c in edges[child]]
             if not members or not all(nodes[c].is_variable for c in members):
@@ -446,20 +463,15 @@ def _analyse(graph: ObjectGraph, edges, optimizer_ids: set[int], declared_slots:
                 list_slots.add(slot_id)
             # Unmatched members are still optimizer slots, just of an unknown variable.
             list_slots.update(members)
-        listed = children.get("_variables")
-        if listed is not None:
-            for _, c in edges[listed]:
-                if c not in list_slots and nodes[c].is_variable:
-                    opt_state.add(c)
 
     keras_model_values = {c for ids in trainable_lists.values() for c in ids}
     for node in nodes:
         if not node.attributes:
             continue
-        graph.groups[node.node_id] = _node_group(node, declared_slots | list_slots, opt_state, keras_model_values)
+        graph.groups[node.node_id] = _node_group(node, declared_slots | list_slots, keras_model_values)
 
 
-def _node_group(node: ObjectNode, slots: set[int], opt_state: set[int], keras_model_values: set[int]) -> str:
+def _node_group(node: ObjectNode, slots: set[int], keras_model_values: set[int]) -> str:
     if not node.is_variable:
         return OTHER
     if node.node_id in slots:
@@ -469,9 +481,8 @@ def _node_group(node: ObjectNode, slots: set[int], opt_state: set[int], keras_mo
         return COUNTER
     if node.model_path is not None or node.node_id in keras_model_values:
         return MODEL
-    if node.node_id in opt_state:
-        return OPTIMIZER
-    # Reached only through an optimizer but neither a slot nor a listed model value.
+    # The optimizer's own values (iterations, learning rate, ...) and anything else
+    # reached only through it that is neither a slot nor a listed model value.
     return OPTIMIZER
 
 
@@ -490,9 +501,10 @@ def _match_list_slots(nodes: list[ObjectNode], members: list[int], tv_ids: list[
         return out
     by_name: dict[str, int] = {}
     ambiguous = set()
+    skip = set(members)
     for n in nodes:
         fn = n.full_name
-        if not fn or n.node_id in members:
+        if not fn or n.node_id in skip:
             continue
         if fn in by_name:
             ambiguous.add(fn)
@@ -562,6 +574,11 @@ def graph_from_keys(keys: Iterable[str]) -> ObjectGraph:
     variables at their "/"-separated path, and their optimizer slots
     (``.../Momentum``, ``.../Adam_1``) are attached to the variable they extend.
     """
+    with no_gc_pauses():
+        return _graph_from_keys(keys)
+
+
+def _graph_from_keys(keys: Iterable[str]) -> ObjectGraph:
     keys = sorted(set(keys))
     root = ObjectNode(node_id=0, name="", path="")
     nodes = [root]

@@ -285,10 +285,16 @@ class SavedObjectTree:
         return [n for n in self.nodes if n.kind == "variable"]
 
     def find(self, path: str) -> SavedNode | None:
-        for n in self.nodes:
-            if n.path == path or path in n.aliases:
-                return n
-        return None
+        """The node with canonical path or alias ``path``."""
+        index = self.__dict__.get("_path_index")
+        if index is None:
+            index = {}
+            for n in self.nodes:
+                index.setdefault(n.path, n)
+                for a in n.aliases:
+                    index.setdefault(a, n)
+            self.__dict__["_path_index"] = index
+        return index.get(path)
 
 
 @dataclass
@@ -359,7 +365,9 @@ def _tensor_spec(key: str, info) -> TensorSpec:
     elif info.HasField("composite_tensor"):
         encoding = "composite"
     shape = shape_of(info.tensor_shape) if info.HasField("tensor_shape") else None
-    return TensorSpec(key=key, name=name, dtype=dtypes.name(info.dtype), shape=shape, encoding=encoding)
+    # A composite tensor has no dtype of its own (DT_INVALID): its components do.
+    dtype = dtypes.name(info.dtype) if info.dtype else ""
+    return TensorSpec(key=key, name=name, dtype=dtype, shape=shape, encoding=encoding)
 
 
 def _signatures(meta) -> list[Signature]:
@@ -541,7 +549,8 @@ def read_saved_model(path) -> SavedModelInfo:
     else:
         proto = parse_saved_model(data, str(pb))
     try:
-        metas = [_meta_graph(m) for m in proto.meta_graphs]
+        with og.no_gc_pauses():
+            metas = [_meta_graph(m) for m in proto.meta_graphs]
     except SavedModelError as exc:
         raise SavedModelError(f"{pb}: {exc}") from exc
     index = folder / VARIABLES_INDEX

@@ -7,7 +7,6 @@ import os
 import random
 import re
 import shutil
-import time
 from pathlib import Path
 
 import google_crc32c
@@ -664,27 +663,14 @@ def test_real_checkpoint_slots():
     assert any(k.endswith(".OPTIMIZER_SLOT/optimizer/momentum/.ATTRIBUTES/VARIABLE_VALUE") for k in later.entries)
 
 
-# --- speed ----------------------------------------------------------------------------------
+# --- size (speed is measured in bench/, never asserted in tests) ----------------------------------
 
-def _best_parse_seconds(prefix: Path, repeats: int = 5) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        Bundle(prefix)
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
-def test_index_parsing_is_fast(prefixes, art_dir):
+def test_wide_index_reads_every_entry(prefixes, art_dir):
     many = Bundle(prefixes["many"])
     assert len(many.entries) >= 1000
-    wide_prefix = tf_artifacts.wide_checkpoint(art_dir)
-    wide = Bundle(wide_prefix)
+    wide = Bundle(tf_artifacts.wide_checkpoint(art_dir))
     assert len(wide.entries) == 10_000
     assert wide.read("model/block_999/layer_9/kernel/.ATTRIBUTES/VARIABLE_VALUE").tolist() == [9999.0, 9999.0]
-    # Measured about 3 ms and 25 ms; the bounds leave room for a loaded CI machine.
-    assert _best_parse_seconds(prefixes["many"]) < 0.05
-    assert _best_parse_seconds(wide_prefix) < 0.25
 
 
 # --- decoders on garbage --------------------------------------------------------------------

@@ -531,3 +531,29 @@ def test_parse_speed_of_a_large_graph():
     assert len(graph.nodes) == 3 + layers + 4 * layers
     assert sum(len(n.slots) for n in graph.nodes) == 2 * layers
     assert elapsed < 2.0, f"parsing {len(graph.nodes)} nodes took {elapsed:.2f}s"
+
+
+# --- through the project's own bundle reader -------------------------------------------------
+
+@pytest.mark.parametrize("name", ["k3", "tfklegacy", "module"])
+def test_graph_from_bundle_equals_tensorflows_bytes(ckpts, name):
+    from detscope.core.bundle import Bundle
+
+    b = ckpts[name]
+    bundle = Bundle(b.prefix)
+    assert og.object_graph_bytes(bundle) == b.reader.get_tensor(og.OBJECT_GRAPH_KEY)
+    graph = og.graph_from_bundle(bundle)
+    assert not graph.from_names
+    assert [(n.path, n.aliases, n.slots) for n in graph.nodes] == [(n.path, n.aliases, n.slots) for n in b.graph.nodes]
+    assert og.check_object_graph(graph, bundle.entries) == og.check_object_graph(b.graph, b.keys)
+
+
+def test_graph_from_bundle_without_data_shard_falls_back_to_names():
+    _need_realdata()
+    from detscope.core.bundle import Bundle
+
+    bundle = Bundle(str(CAR_RUN / "ckpt-6"))
+    graph = og.graph_from_bundle(bundle)
+    assert graph.from_names
+    assert set(graph.by_key) == set(bundle.entries) - {og.OBJECT_GRAPH_KEY}
+    assert sum(len(n.slots) for n in graph.nodes) == 232

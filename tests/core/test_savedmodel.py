@@ -480,3 +480,16 @@ def test_parse_speed(artifacts):
     keys = sm.variable_keys(meta, data)
     assert time.perf_counter() - start < 0.5
     assert len(keys) == len(reader.get_variable_to_shape_map()) - 1
+
+
+def test_variable_keys_from_bundle(artifacts):
+    from detscope.core.bundle import Bundle
+
+    folder = artifacts["tf_keras"]
+    meta = sm.read_saved_model(folder).meta_graph()
+    bundle = Bundle(str(folder / "variables" / "variables"))
+    keys = sm.variable_keys_from_bundle(meta, bundle)
+    assert set(keys.values()) == set(bundle.entries) - {og.OBJECT_GRAPH_KEY}
+    conv = next(n for n in meta.object_graph.variables() if n.variable.name == "Conv1/kernel:0"
+                or n.variable.name == "Conv1/kernel")
+    assert bundle.entries[keys[conv.node_id]].shape == conv.variable.shape == (3, 3, 3, 32)

@@ -200,7 +200,7 @@ def test_as_json_is_plain_json(bundles):
         assert data["key"] == key and isinstance(data["shape"], list)
 
 
-def test_unreadable_types_and_bad_arguments(bundles, tmp_path):
+def test_unreadable_types_and_bad_arguments(bundles):
     with pytest.raises(ValueError):
         array_stats(np.arange(4), bins=0)
     with pytest.raises(TypeError):
