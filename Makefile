@@ -21,7 +21,7 @@ run: $(STAMP)
 ## test: the whole test suite, headless, plus the architecture contract (core never imports Qt)
 test: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
-	$(VENV)/bin/lint-imports
+	PYTHONPATH=. $(VENV)/bin/lint-imports
 
 bench: $(STAMP)
 	$(PY) bench/run_all.py

