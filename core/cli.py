@@ -217,6 +217,34 @@ def _print_report(report) -> None:
         out.write(f"  TensorFlow printed {total} warnings while loading (summarised, not shown)\n")
 
 
+def cmd_map_outputs(args) -> int:
+    """Say by hand which output is what, for models whose outputs follow no known convention."""
+    from .detector import OutputMapping, load_mapping, save_mapping
+    from .folders import recognise
+
+    mf = recognise(args.model)
+    model_path = mf.keras_file if mf.keras_file is not None else mf.path
+    signature = args.signature or ("__call__" if mf.keras_file is not None else "serving_default")
+    if args.clear:
+        from .detector import forget_mapping
+
+        removed = forget_mapping(model_path, signature)
+        sys.stdout.write(("removed the saved mapping" if removed else "there was no saved mapping") + "\n")
+        return 0
+    if args.boxes is None:
+        current = load_mapping(model_path, signature)
+        sys.stdout.write(json.dumps(current.as_json() if current else None, indent=2) + "\n")
+        return 0
+    mapping = OutputMapping.from_json({
+        "boxes": args.boxes, "scores": args.scores, "classes": args.classes,
+        "num_detections": args.num_detections, "box_layout": args.layout,
+        "normalized": {"normalized": True, "pixels": False, "guess": None}[args.coordinates],
+        "class_offset": args.class_offset, "multiclass_scores": args.multiclass_scores})
+    path = save_mapping(model_path, signature, mapping)
+    sys.stdout.write(f"saved the output mapping for {model_path} ({signature}) to {path}\n")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="detscope", description="Open, browse, restore and look at TensorFlow 2 "
                                                              "object-detection models.")
@@ -253,6 +281,21 @@ def build_parser() -> argparse.ArgumentParser:
     res.add_argument("--ckpt", help="which ckpt-N of a folder (the latest by default)")
     res.add_argument("--json", action="store_true", help="print one JSON object")
     res.set_defaults(func=cmd_restore)
+
+    mo = sub.add_parser("map-outputs", help="say which output is boxes, scores and classes (saved in "
+                                            "detscope's data folder, never in the model folder)")
+    mo.add_argument("model")
+    mo.add_argument("--signature", help="serving_default by default")
+    mo.add_argument("--boxes", help="the boxes output (without it: print the saved mapping)")
+    mo.add_argument("--scores")
+    mo.add_argument("--classes")
+    mo.add_argument("--num-detections")
+    mo.add_argument("--multiclass-scores")
+    mo.add_argument("--layout", default="yxyx", choices=["yxyx", "xyxy", "xywh", "cxcywh"])
+    mo.add_argument("--coordinates", default="guess", choices=["normalized", "pixels", "guess"])
+    mo.add_argument("--class-offset", type=int, default=0, help="added to the model's class values")
+    mo.add_argument("--clear", action="store_true", help="forget the saved mapping")
+    mo.set_defaults(func=cmd_map_outputs)
     return p
 
 

@@ -304,6 +304,14 @@ def save_mapping(model_path: str | Path, signature: str, mapping: OutputMapping)
     return path
 
 
+def forget_mapping(model_path: str | Path, signature: str) -> bool:
+    path = _mapping_file(model_path, signature)
+    if path.is_file():
+        path.unlink()
+        return True
+    return False
+
+
 def load_mapping(model_path: str | Path, signature: str) -> OutputMapping | None:
     path = _mapping_file(model_path, signature)
     if not path.is_file():

@@ -51,7 +51,7 @@ class Frame(NamedTuple):
     timestamp: float      # time.monotonic() when the frame was captured
 
 
-class _FpsMeter:
+class FpsMeter:
     """Frames per second over a short sliding window of arrival times."""
 
     def __init__(self, window: float = 2.0):
@@ -107,7 +107,7 @@ class FrameSource:
         self._paused = False
         self._steps = 0                      # frames to hand over while paused (negative: back)
         self._seek_to: int | None = None
-        self._meter = _FpsMeter()
+        self._meter = FpsMeter()
         self._thread: threading.Thread | None = None
 
     # --- what a viewer calls -----------------------------------------------------------------
@@ -321,11 +321,13 @@ class FrameSource:
                     self._cond.notify_all()
                     return
                 self._since = now
-                if not paused or stepping:
-                    image, index = got
+                image, index = got
+                if stepping or not self._paused:
                     self._frame = Frame(image, index, now)
                     self._meter.tick(now)
                     self._cond.notify_all()
+                elif not self.live and self._seek_to is None:
+                    self._seek_to = index    # paused while this frame was read: it comes next on resume
 
     # --- what subclasses provide ---------------------------------------------------------------
     def _open(self):

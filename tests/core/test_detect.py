@@ -181,3 +181,27 @@ def test_keras_style_padding_rows_are_dropped():
                             normalized=False, class_offset=1, convention="keras")
     dets = decode(outputs, mapping, 40, 40, label=lambda i: {1: "person"}.get(i, "?"))
     assert len(dets) == 1 and dets.labels == ("person",) and dets.class_ids.tolist() == [1]
+
+
+def test_outputs_mapped_by_hand_are_saved_outside_the_model_folder(tmp_path, monkeypatch, capsys):
+    # A model with anonymous outputs: boxes in pixels (x, y, w, h) of a 0-based class.
+    def body(images):
+        h = tf.cast(tf.shape(images)[1], tf.float32)
+        w = tf.cast(tf.shape(images)[2], tf.float32)
+        return {"a": tf.reshape(tf.stack([w * 0.25, h * 0.5, w * 0.5, h * 0.25]), [1, 1, 4]),
+                "b": tf.constant([[0.75]]), "c": tf.constant([[1.0]])}
+    model = _save_module(tmp_path / "anon", [tf.TensorSpec([1, None, None, 3], tf.uint8, name="images")], body)
+    monkeypatch.setenv("DETSCOPE_DATA_DIR", str(tmp_path / "data"))
+    before = sorted(p.name for p in model.rglob("*"))
+    img = tmp_path / "x.png"
+    Image.fromarray(np.zeros((40, 80, 3), np.uint8)).save(img)
+    assert cli.main(["detect", str(model), str(img)]) == 2
+    assert "map them by hand" in capsys.readouterr().err
+    assert cli.main(["map-outputs", str(model), "--boxes", "a", "--scores", "b", "--classes", "c",
+                     "--layout", "xywh", "--coordinates", "pixels", "--class-offset", "1"]) == 0
+    capsys.readouterr()
+    assert cli.main(["detect", str(model), str(img), "--json", "--threshold", "0"]) == 0
+    det = json.loads(capsys.readouterr().out)["images"][0]["detections"]
+    assert det == [{"box": [20.0, 20.0, 60.0, 30.0], "score": 0.75, "class_id": 2, "label": "class 2"}]
+    assert sorted(p.name for p in model.rglob("*")) == before
+    assert list((tmp_path / "data" / "output-mappings").glob("*.json"))

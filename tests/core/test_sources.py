@@ -69,14 +69,16 @@ def test_video_file_delivers_every_frame_in_order_then_ends(video):
     assert src.state == STOPPED
 
 
-def test_realtime_playback_is_paced_and_measures_fps(video):
-    src = VideoSource(str(video)).start()
+def test_realtime_playback_is_paced_and_measures_fps(tmp_path):
+    src = VideoSource(str(write_video(tmp_path / "slow.avi", fps=25.0))).start()
     try:
         frames = collect(src)
-        assert [f.index for f in frames] == list(range(FRAMES))   # 50 fps is slow enough to see each one
+        indices = [f.index for f in frames]
+        assert indices == sorted(set(indices)) and indices[-1] == FRAMES - 1
+        assert len(frames) >= FRAMES - 2      # 25 fps is slow enough to see (nearly) every frame
         span = frames[-1].timestamp - frames[0].timestamp
-        assert span >= (FRAMES - 1) / 50 * 0.8
-        assert 20 < src.fps < 80
+        assert span >= (indices[-1] - indices[0]) / 25 * 0.8
+        assert 10 < src.fps < 40
     finally:
         src.stop()
 
@@ -84,11 +86,9 @@ def test_realtime_playback_is_paced_and_measures_fps(video):
 def test_pause_step_forward_and_back(video):
     src = VideoSource(str(video)).start()
     try:
+        assert src.next_frame(timeout=5) is not None
         src.pause()
-        first = src.next_frame(timeout=5)
-        if first is None:                     # paused before the first frame: step to get one
-            src.step()
-            first = src.next_frame(timeout=5)
+        first = src.latest()
         assert src.state == PAUSED
         assert src.next_frame(after=first.index, timeout=0.3) is None   # paused: nothing new
         src.step()
