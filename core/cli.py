@@ -129,7 +129,7 @@ def cmd_detect(args) -> int:
     try:
         loaded = engine.run_sync(load_model, args.model, checkpoint=args.checkpoint, labels=args.labels,
                                  signature=args.signature, template=args.template, factory=args.factory,
-                                 scale=args.scale)
+                                 scale=args.scale, safe_mode=not args.unsafe_keras)
         for f in loaded.findings:
             if f.severity != "info":
                 sys.stderr.write(f"{f.line()}\n")
@@ -172,12 +172,10 @@ def _write_annotated(image, dets, out: Path) -> None:
 def cmd_restore(args) -> int:
     from .model import load_model
 
-    if not args.template and not args.factory:
-        raise errors.UserError("restore needs --template SAVEDMODEL or --factory FILE.py:build")
     engine = _engine()
     try:
         loaded = engine.run_sync(load_model, args.checkpoint, template=args.template, factory=args.factory,
-                                 checkpoint=args.ckpt, warmup=False)
+                                 checkpoint=args.ckpt, warmup=False, safe_mode=not args.unsafe_keras)
     finally:
         engine.shutdown(timeout=30)
     report = loaded.report
@@ -269,16 +267,21 @@ def build_parser() -> argparse.ArgumentParser:
     det.add_argument("--factory", help="FILE.py:FUNCTION or package.module:FUNCTION that builds the model")
     det.add_argument("--signature", help="which signature (serving_default by default)")
     det.add_argument("--scale", choices=["0..255", "0..1", "-1..1"], help="pixel range of a float image input")
+    det.add_argument("--unsafe-keras", action="store_true",
+                     help="load a Keras file with safe_mode off (lets its Python lambdas run)")
     det.add_argument("--json", action="store_true", help="print one JSON object")
     det.add_argument("--out", help="write annotated images into this folder")
     det.add_argument("--coco-results", metavar="FILE", help="write detections in the COCO results format")
     det.set_defaults(func=cmd_detect)
 
     res = sub.add_parser("restore", help="restore a checkpoint into a model and report what matched")
-    res.add_argument("checkpoint", help="a checkpoint folder, ckpt-N prefix or .index")
+    res.add_argument("checkpoint", help="a checkpoint folder, ckpt-N prefix or .index (with --template or "
+                                        "--factory when no SavedModel is beside it), or a Keras file")
     res.add_argument("--template", help="a SavedModel of the same architecture")
     res.add_argument("--factory", help="FILE.py:FUNCTION or package.module:FUNCTION that builds the model")
     res.add_argument("--ckpt", help="which ckpt-N of a folder (the latest by default)")
+    res.add_argument("--unsafe-keras", action="store_true",
+                     help="load a Keras file with safe_mode off (lets its Python lambdas run)")
     res.add_argument("--json", action="store_true", help="print one JSON object")
     res.set_defaults(func=cmd_restore)
 

@@ -177,7 +177,7 @@ def test_cli_restore_json(runs, capsys):
 
 
 @pytest.mark.parametrize("argv, needle", [
-    (["restore", "{base}/training"], "--template"),
+    (["restore", "{base}/training/ckpt-9"], "ckpt-9"),
     (["restore", "{base}/no-such-ckpt-3", "--template", "{base}/saved_model"], "no-such-ckpt-3"),
     (["restore", "{base}/training", "--factory", "{base}/missing.py:build"], "missing.py"),
     (["detect", "{base}/training", "{base}/label_map.pbtxt"], "label_map.pbtxt"),
@@ -187,3 +187,22 @@ def test_cli_restore_errors_are_one_line(runs, capsys, argv, needle):
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
     assert len(err) == 1 and err[0].startswith("error: ") and needle in err[0]
+
+
+def test_checkpoint_alone_asks_for_an_architecture(tmp_path, runs, capsys):
+    import shutil
+    shutil.copytree(runs["base"] / "training", tmp_path / "training")
+    assert cli.main(["restore", str(tmp_path / "training")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "--template" in err and "--factory" in err
+
+
+def test_real_keras2_h5_loads_and_its_raw_outputs_are_named(engine, realdata, capsys):
+    path = realdata / "blazeface-keras2-h5" / "model_weights.h5"
+    loaded = restore(engine, path)
+    assert loaded.how == "keras" and loaded.report.verdict == "complete"
+    assert len(loaded.report.matched) > 0
+    assert loaded.detector is None
+    assert any("raw outputs, not decodable without anchors" in f.message for f in loaded.findings)
+    assert cli.main(["restore", str(path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["verdict"] == "complete"
