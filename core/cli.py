@@ -307,14 +307,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
+    except BrokenPipeError:  # the reader of our output went away (`| head`): not an error
+        return 0
     except errors.USER_ERRORS as exc:
         sys.stderr.write(f"error: {exc}\n")
         return EXIT_USAGE
     except KeyboardInterrupt:
         sys.stderr.write("error: interrupted\n")
         return 130
-    except BrokenPipeError:
-        return 0
     except Exception as exc:  # the last line of defence: a user never sees a traceback
         if os.environ.get("DETSCOPE_DEBUG"):
             raise

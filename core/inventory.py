@@ -199,15 +199,54 @@ def _entry_node(name: str, kind: str, entry: Entry | None, key: str | None = Non
                 nbytes=entry.size, key=entry.key)
 
 
-def _object_subtree(parent: Node, obj: ObjectNode, bundle: Bundle, seen: set[str]) -> None:
+# Edges that only list objects owned elsewhere: the tree shows an object under its named owner
+# (``class_head/kernel``), not under such a list (``variables/7``); and model values under the model,
+# not under the optimizer that also reaches them (Keras 3 keys them ``optimizer/_trainable_variables/N``).
+LIST_EDGES = frozenset({"variables", "trainable_variables", "non_trainable_variables", "_variables",
+                        "_trainable_variables", "_all_variables", "keras_api", "weights"})
+OPTIMIZER_EDGES = frozenset({"optimizer", "_optimizer"})
+
+
+def display_children(graph: ObjectGraph) -> dict[int, list[tuple[str, ObjectNode]]]:
+    """Where each object shows in the tree: ``{parent node id: [(edge name, node)]}``.
+
+    A breadth-first walk that first avoids list edges and the root's optimizer, then
+    places whatever only those reach. Slot variables are shown under their variable.
+    """
+    children: dict[int, list[tuple[str, ObjectNode]]] = {}
+    placed = {graph.root.node_id}
+    for relaxed in (False, True):
+        visited = {graph.root.node_id}
+        frontier = [graph.root]
+        while frontier:
+            nxt = []
+            for node in frontier:
+                edges = [(c.name, c) for c in node.children] + \
+                        [(link.name, graph.nodes[link.node_id]) for link in node.links]
+                for name, child in edges:
+                    if child.node_id in visited:
+                        continue
+                    if not relaxed and (name in LIST_EDGES or (node is graph.root and name in OPTIMIZER_EDGES)):
+                        continue
+                    visited.add(child.node_id)
+                    nxt.append(child)
+                    if child.node_id not in placed and child.slot_of is None:
+                        placed.add(child.node_id)
+                        children.setdefault(node.node_id, []).append((name, child))
+            frontier = nxt
+    return children
+
+
+def _object_subtree(parent: Node, obj: ObjectNode, bundle: Bundle, seen: set[str],
+                    shown: dict[int, list[tuple[str, ObjectNode]]]) -> None:
     """Objects become rows; a variable's optimizer slots become rows under it."""
-    for child in obj.children:
+    for name, child in shown.get(obj.node_id, []):
         key = child.value_key
         if child.is_variable:
-            node = parent.add(_entry_node(child.name, VARIABLE if child.model_path is not None else VALUE,
+            node = parent.add(_entry_node(name, VARIABLE if child.model_path is not None else VALUE,
                                           bundle.entries.get(key), key))
         else:
-            node = parent.add(Node(child.name, OBJECT))
+            node = parent.add(Node(name, OBJECT))
         for a in child.attributes:
             if a.checkpoint_key == key:
                 continue
@@ -219,9 +258,18 @@ def _object_subtree(parent: Node, obj: ObjectNode, bundle: Bundle, seen: set[str
                                              slot.checkpoint_key))
             slot_node.detail = "optimizer slot"
             seen.add(slot.checkpoint_key)
-        if child.aliases:
-            node.detail = "also " + ", ".join(child.aliases[:3])
-        _object_subtree(node, child, bundle, seen)
+        if key is not None and node.path.split("/", 1)[-1] != child.path:
+            node.detail = f"key {child.path}"
+        _object_subtree(node, child, bundle, seen, shown)
+
+
+def _prune_empty(node: Node) -> None:
+    """Drop objects that hold no value anywhere below them (functions, empty lists, traces)."""
+    for child in node.children:
+        _prune_empty(child)
+    node.children = [c for c in node.children if c.kind != OBJECT or c.children]
+    for row, c in enumerate(node.children):
+        c.row = row
 
 
 def _fill_group_totals(node: Node) -> None:
@@ -241,7 +289,8 @@ def _checkpoint_tree(inv: Inventory, title: str) -> None:
         inv.findings.append(Finding(INFO, "the object graph is in a data shard that cannot be read; the tree "
                                           "below is rebuilt from key names", str(bundle.index_path)))
     seen: set[str] = {OBJECT_GRAPH_KEY}
-    _object_subtree(group, graph.root, bundle, seen)
+    _object_subtree(group, graph.root, bundle, seen, display_children(graph))
+    _prune_empty(group)
     inv.findings.extend(check_object_graph(graph, bundle.entries, file=str(bundle.index_path)))
     rest = [k for k in bundle.entries if k not in seen]
     if rest:
