@@ -31,12 +31,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import google_crc32c
 
 from . import dtypes, protos
 from .errors import UserError
+
+if TYPE_CHECKING:  # NumPy is imported where values are read, so listing a bundle never loads it
+    import numpy as np
 
 TENSOR_BUNDLE = protos.schema("tensor_bundle", [
     protos.message("BundleHeaderProto",
@@ -740,8 +743,6 @@ class Bundle:
     # -- values ----------------------------------------------------------------------------
     def read(self, key: str) -> np.ndarray:
         """The tensor's values, checked against their CRC-32C; strings as an object array of bytes."""
-        import numpy as np
-
         entry = self._entry(key)
         if entry.slices:
             return self._assemble(entry)

@@ -20,7 +20,7 @@ from .kerasfile import KerasFileError, KerasInfo, read_keras_file
 from .labels import LabelMap, LabelMapError, read_label_map
 from .objectgraph import ObjectGraph, ObjectNode, check_object_graph, graph_from_bundle, name_tree
 from .errors import UserError
-from .problems import ERROR, INFO, WARNING, Finding, sort_findings
+from .problems import ERROR, INFO, Finding, sort_findings
 from .savedmodel import SavedModelError, SavedModelInfo, read_saved_model
 
 OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
@@ -429,35 +429,23 @@ def build_inventory(path: str | Path, checkpoint: str | None = None) -> Inventor
     # Newest first, as a picker shows them.
     inv.checkpoints.reverse()
 
-    if mf.saved_model_pb is not None and not folders.is_lfs_pointer(mf.saved_model_pb):
+    def read(path, reader, error):
+        """One part of the folder; its own findings kept, a failure kept as one error finding."""
+        if path is None or folders.is_lfs_pointer(path):  # LFS pointers were already reported
+            return None
         try:
-            inv.saved_model = read_saved_model(mf.saved_model_pb)
-        except SavedModelError as exc:
-            findings.append(Finding(ERROR, str(exc), str(mf.saved_model_pb)))
-    if mf.keras_file is not None and not folders.is_lfs_pointer(mf.keras_file):
-        try:
-            inv.keras = read_keras_file(mf.keras_file)
-            findings.extend(inv.keras.findings)
-        except KerasFileError as exc:
-            findings.append(Finding(ERROR, str(exc), str(mf.keras_file)))
-    if mf.pipeline_config is not None:
-        try:
-            inv.pipeline = read_pipeline_config(mf.pipeline_config)
-            findings.extend(inv.pipeline.findings)
-        except ConfigError as exc:
-            findings.append(Finding(ERROR, str(exc), str(mf.pipeline_config)))
-    if mf.params_yaml is not None:
-        try:
-            inv.params = read_params_yaml(mf.params_yaml)
-            findings.extend(inv.params.findings)
-        except ConfigError as exc:
-            findings.append(Finding(ERROR, str(exc), str(mf.params_yaml)))
-    if mf.label_map is not None:
-        try:
-            inv.label_map = read_label_map(mf.label_map)
-            findings.extend(inv.label_map.findings)
-        except LabelMapError as exc:
-            findings.append(Finding(ERROR, str(exc), str(mf.label_map)))
+            part = reader(path)
+        except error as exc:
+            findings.append(Finding(ERROR, str(exc), str(path)))
+            return None
+        findings.extend(getattr(part, "findings", []))
+        return part
+
+    inv.saved_model = read(mf.saved_model_pb, read_saved_model, SavedModelError)
+    inv.keras = read(mf.keras_file, read_keras_file, KerasFileError)
+    inv.pipeline = read(mf.pipeline_config, read_pipeline_config, ConfigError)
+    inv.params = read(mf.params_yaml, read_params_yaml, ConfigError)
+    inv.label_map = read(mf.label_map, read_label_map, LabelMapError)
 
     inv.findings = findings
     if inv.bundle is not None and OBJECT_GRAPH_KEY not in inv.bundle.entries and \

@@ -14,16 +14,8 @@ from detscope.core.configs import (ConfigError, ModelGardenParams, PipelineConfi
 from detscope.core.labels import LabelItem, LabelMap, read_label_map
 from detscope.core.problems import ERROR, INFO, WARNING
 
-REALDATA = Path(__file__).resolve().parents[2].parent / "shared" / "realdata"
 RUN = "car-ssd-fpnlite-training/models/my_ssd_mobnet/pipeline.config"
 ZOO = "car-ssd-fpnlite-training/pre-trained-models/ssd_mobilenet_v2_fpnlite_320x320_coco17_tpu-8/pipeline.config"
-
-
-@pytest.fixture
-def realdata() -> Path:
-    if not REALDATA.is_dir():
-        pytest.skip(f"real third-party files not present at {REALDATA}")
-    return REALDATA
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:

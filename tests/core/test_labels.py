@@ -11,14 +11,6 @@ import pytest
 from detscope.core.labels import LabelItem, LabelMap, LabelMapError, label_map_from_names, read_label_map
 from detscope.core.problems import ERROR, INFO, WARNING
 
-REALDATA = Path(__file__).resolve().parents[2].parent / "shared" / "realdata"
-
-
-@pytest.fixture
-def realdata() -> Path:
-    if not REALDATA.is_dir():
-        pytest.skip(f"real third-party files not present at {REALDATA}")
-    return REALDATA
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:

@@ -1,0 +1,326 @@
+"""The whole window on the bundled demo model: tree, restore report, detections, filtering, video, closing.
+
+These tests need ``resources/demo`` (``make demo``); they skip without it. ``DETSCOPE_DEMO`` may name
+another folder of the same shape (saved_model/, training/ckpt-N, label_map.pbtxt, test/images/).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtGui import QDropEvent
+from PySide6.QtWidgets import QApplication
+
+from detscope.core.images import list_images, load_image
+from detscope.core.problems import WARNING, Finding
+from detscope.core.sources import ERROR
+
+from gui_helpers import LOAD_TIMEOUT_MS, boxes_of, copy_checkpoint_folder, frames_video, no_stray_threads, \
+    run_on_engine, wait_loaded
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def demo_dir() -> Path:
+    folder = Path(os.environ.get("DETSCOPE_DEMO") or REPO / "resources" / "demo")
+    if not (folder / "saved_model" / "saved_model.pb").is_file():
+        pytest.skip(f"the demo model is not generated ({folder}/saved_model/saved_model.pb is absent; make demo)")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def demo_images(demo_dir) -> list[Path]:
+    return list_images([demo_dir / "test" / "images"])
+
+
+def open_with_image(qtbot, window, demo_dir, image: Path):
+    with qtbot.waitSignal(window.browser.detections_shown, timeout=LOAD_TIMEOUT_MS):
+        window.open_paths([str(demo_dir), str(image)])
+    wait_loaded(qtbot, window)
+    return window.image_panel
+
+
+def test_settings_are_isolated(isolated_settings):
+    from detscope.gui.main_window import settings
+
+    assert Path(settings().fileName()).is_relative_to(isolated_settings)
+
+
+# --- the window appears before TensorFlow ---------------------------------------------------------
+
+def test_window_shows_before_tensorflow_is_imported():
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    out = subprocess.run([sys.executable, "-m", "detscope.gui.app", "--exit-when-shown"], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    line = next(l for l in out.stdout.splitlines() if l.startswith("window-shown"))
+    assert line.endswith("tensorflow=False")
+
+
+# --- model, tree, restore report ------------------------------------------------------------------
+
+def test_checkpoint_folder_fills_tree_and_reports_restore(qtbot, window, demo_dir, qtmodeltester):
+    session = window.session
+    with qtbot.waitSignals([session.inventory_ready, session.report_changed], timeout=LOAD_TIMEOUT_MS):
+        window.open_paths([str(demo_dir / "training")])
+    wait_loaded(qtbot, window)
+    qtmodeltester.check(window.tree.model)
+    assert window.tree.model.rowCount() > 0
+    assert any(c.name.startswith("Checkpoint") for c in window.tree.model.root.children)
+
+    report = window.problems.report
+    assert report is not None and report is session.loaded.report and report.matched
+    assert window.problems.report_item.text(0).endswith(report.summary())
+    # The picker lists the folder's checkpoints newest first, with their step.
+    names = [window.checkpoints.itemData(i) for i in range(window.checkpoints.count())]
+    numbers = [int(n.split("-")[1]) for n in names]
+    assert numbers == sorted(numbers, reverse=True) and len(numbers) >= 2
+    assert window.checkpoints.currentText().startswith(session.loaded.checkpoint.name)
+    assert "\n" not in window.status_line.text() and "loaded in" in window.status_line.text()
+
+
+def test_switching_checkpoint_restores_without_reloading(qtbot, window, demo_dir, demo_images, calls):
+    open_with_image(qtbot, window, demo_dir / "training", demo_images[0])
+    calls.submitted.clear()
+    session = window.session
+    loaded = session.loaded
+    before = session.loaded.checkpoint.name
+    other = window.checkpoints.itemData(window.checkpoints.count() - 1)
+    assert other != before
+    with qtbot.waitSignals([session.report_changed, window.browser.detections_shown], timeout=LOAD_TIMEOUT_MS):
+        window.checkpoints.setCurrentIndex(window.checkpoints.count() - 1)
+        window.checkpoints.activated.emit(window.checkpoints.count() - 1)
+    assert session.loaded is loaded                       # the same live model: weights re-assigned
+    assert loaded.checkpoint.name == other and window.problems.report.source == other
+    assert not any(n.startswith("load") for n in calls.submitted)
+    assert f"restore {other}" in calls.submitted
+    qtbot.waitUntil(lambda: session.inventory is not None and session.inventory.checkpoint.name == other)
+
+
+# --- detections on an image -----------------------------------------------------------------------
+
+def test_overlay_holds_exactly_the_detections_above_threshold(qtbot, window, demo_dir, demo_images,
+                                                             qtmodeltester):
+    panel = open_with_image(qtbot, window, demo_dir, demo_images[0])
+    image = load_image(demo_images[0])
+    expected = run_on_engine(window, window.session.loaded.detect, image).above(panel.threshold)
+    assert len(panel.view.boxes) == len(expected) == panel.table_model.rowCount()
+    np.testing.assert_allclose(boxes_of(panel.view), expected.boxes, atol=1e-3)
+    assert [t.text for t in panel.view.labels] == [f"{l} {s:.2f}" for l, s in zip(expected.labels, expected.scores)]
+    assert all(b.pen().isCosmetic() for b in panel.view.boxes)
+    qtmodeltester.check(panel.table_model)
+    # Scene coordinates are image pixels.
+    assert panel.view.sceneRect().width() == image.shape[1] and panel.view.sceneRect().height() == image.shape[0]
+
+
+def test_threshold_and_class_filter_never_run_the_model(qtbot, window, demo_dir, demo_images, calls):
+    panel = open_with_image(qtbot, window, demo_dir, demo_images[1])
+    kept = panel.kept
+    runs = calls.detections()
+    assert runs == 1
+    for value in (0.05, 0.3, 0.9, 0.5):
+        panel.slider.setValue(round(value * 100))
+        expected = kept.above(value)
+        assert len(panel.view.boxes) == len(expected)
+        np.testing.assert_allclose(boxes_of(panel.view), expected.boxes, atol=1e-3)
+    panel.set_threshold(0.0)
+    assert len(panel.view.boxes) == len(kept)
+    first = int(kept.class_ids[0])
+    panel.set_class_visible(first, False)
+    assert len(panel.view.boxes) == int(np.sum(kept.class_ids != first))
+    panel.set_class_visible(first, True)
+    panel.labels_box.setChecked(False)
+    assert not any(t.isVisible() for t in panel.view.labels)
+    assert calls.detections() == runs          # no inference for any of that
+
+
+def test_next_image_runs_once_and_going_back_uses_the_cache(qtbot, window, demo_dir, demo_images, calls):
+    open_with_image(qtbot, window, demo_dir, demo_dir / "test" / "images")
+    assert calls.detections() == 1
+    with qtbot.waitSignal(window.browser.detections_shown, timeout=30_000):
+        qtbot.keyClick(window, Qt.Key.Key_PageDown)
+    assert window.browser.index == 1 and calls.detections() == 2
+    with qtbot.waitSignal(window.browser.detections_shown, timeout=30_000):
+        qtbot.keyClick(window, Qt.Key.Key_PageUp)
+    assert window.browser.index == 0 and calls.detections() == 2
+
+
+def test_clicking_a_box_shows_its_class_scores(qtbot, window, demo_dir, demo_images):
+    panel = open_with_image(qtbot, window, demo_dir, demo_images[0])
+    panel.set_threshold(0.0)
+    view = panel.view
+    assert view.boxes, "the demo image has no detection at all"
+    target = min(view.boxes, key=lambda b: b.rect().width() * b.rect().height())
+    point = view.mapFromScene(target.rect().center())
+    qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=point)
+    assert view.highlighted == target.row
+    assert panel.table.currentIndex().row() == target.row
+    text = panel.detail.text()
+    assert panel.shown.labels[target.row] in text
+    if panel.shown.multiclass_scores is not None:
+        assert "all class scores" in text
+
+
+def test_save_copy_and_snapshot_go_where_the_user_says(qtbot, window, demo_dir, demo_images, tmp_path):
+    panel = open_with_image(qtbot, window, demo_dir, demo_images[0])
+    out = window.save_annotated_to(tmp_path / "out" / "annotated.png")
+    assert out is not None and out.is_file()
+    assert window.save_annotated_to(demo_dir / "annotated.png") is None      # never into the model folder
+    assert not (demo_dir / "annotated.png").exists()
+    assert "model folder" in window.status_line.text()
+    window.copy_annotated()
+    assert not QApplication.clipboard().image().isNull()
+    written = window.snapshot()
+    assert written and all(p.is_file() for p in written)
+    assert written[0].parent == Path(os.environ["DETSCOPE_DATA_DIR"]) / "snapshots"
+
+
+# --- problems panel ---------------------------------------------------------------------------------
+
+def test_clicking_a_finding_selects_its_node(qtbot, window, demo_dir):
+    with qtbot.waitSignal(window.session.report_changed, timeout=LOAD_TIMEOUT_MS):
+        window.open_paths([str(demo_dir / "training")])
+    model = window.tree.model
+    variable = next(n for n in model.root.walk() if n.kind == "variable")
+    window.problems.set_findings([Finding(WARNING, "a finding about one variable", node=variable.path),
+                                  Finding(WARNING, f"{variable.key} is odd")])
+    rows = window.problems.rows(window.problems.findings_item)[1:]
+    window.problems._activated(rows[0])
+    assert window.tree.current_node() is variable
+    window.tree.view.setCurrentIndex(window.tree.proxy.index(0, 0))
+    window.problems._activated(rows[1])                 # no node: found by the key in its message
+    assert window.tree.current_node() is variable
+    # A matched key of the restore report selects its node too.
+    matched = next(r for r in window.problems.rows(window.problems.report_item)
+                   if (r.data(0, Qt.ItemDataRole.UserRole + 1) or (None,))[0] == "key"
+                   and model.find_key(r.data(0, Qt.ItemDataRole.UserRole + 1)[1]) is not None)
+    window.problems._activated(matched)
+    assert window.tree.current_node().key == matched.data(0, Qt.ItemDataRole.UserRole + 1)[1]
+
+
+def test_missing_shard_shows_its_message_in_the_details(qtbot, window, demo_dir, tmp_path):
+    state = (demo_dir / "training" / "checkpoint").read_text()
+    latest = state.split('"')[1]
+    folder = copy_checkpoint_folder(demo_dir / "training", tmp_path / "copy" / "training", drop_data_of=latest)
+    with qtbot.waitSignal(window.session.inventory_ready, timeout=30_000):
+        window.open_paths([str(folder)])
+    variable = next(n for n in window.tree.model.root.walk() if n.kind == "variable" and n.shape is not None)
+    window.tree.select_node(variable)
+    details = window.details
+    qtbot.waitUntil(lambda: details.pending is None and details.message.text() != "", timeout=30_000)
+    assert "is missing" in details.message.text() and "\n" not in details.message.text()
+    assert not details.histogram.isVisible()
+    # The model cannot be loaded from there (no template beside the copy): one line, not a crash.
+    qtbot.waitUntil(lambda: not window.session.busy, timeout=LOAD_TIMEOUT_MS)
+    assert "\n" not in window.status_line.text()
+
+
+def test_selecting_a_variable_shows_statistics_and_histogram(qtbot, window, demo_dir):
+    with qtbot.waitSignal(window.session.inventory_ready, timeout=30_000):
+        window.open_paths([str(demo_dir / "training")])
+    variable = max((n for n in window.tree.model.root.walk() if n.kind == "variable" and n.shape),
+                   key=lambda n: n.params or 0)
+    window.tree.select_node(variable)
+    qtbot.waitUntil(lambda: window.details.pending is None, timeout=30_000)
+    assert "mean" in window.details.stats_label.text()
+    assert window.details.histogram.counts and sum(window.details.histogram.counts) <= variable.params
+
+
+# --- live sources ------------------------------------------------------------------------------------
+
+def test_video_file_source_shows_frames_with_overlays_and_stops_cleanly(qtbot, window, demo_dir, demo_images,
+                                                                       tmp_path, calls):
+    video = frames_video(tmp_path / "clip.avi", [load_image(p) for p in demo_images[:4]])
+    with qtbot.waitSignal(window.session.model_ready, timeout=LOAD_TIMEOUT_MS):
+        window.open_paths([str(demo_dir)])
+    shown = []
+    window.live.frame_shown.connect(lambda frame, dets: shown.append((frame.index, dets)))
+    window.open_paths([str(video)])
+    qtbot.waitUntil(lambda: sum(1 for _, d in shown if d is not None) >= 3, timeout=60_000)
+    index, dets = next((i, d) for i, d in reversed(shown) if d is not None)
+    panel = window.image_panel
+    assert panel.kept is dets and len(panel.view.boxes) == len(dets.above(panel.threshold))
+    assert panel.image.shape == (240, 320, 3)
+    assert calls.detections() >= 3 and all(n == "frame" for n in calls.submitted if not n.startswith("load"))
+    qtbot.waitUntil(lambda: "latency" in window.live_label.text(), timeout=10_000)
+    assert "inference" in window.live_label.text() and "fps" in window.live_label.text()
+    window.toggle_pause()
+    assert window.live.source.paused
+    window.stop_source()
+    assert not window.live.active
+    qtbot.waitUntil(no_stray_threads, timeout=10_000)
+
+
+def test_a_camera_that_does_not_open_says_so_with_retry(qtbot, window):
+    with qtbot.waitSignal(window.live.state_changed, timeout=20_000,
+                          check_params_cb=lambda state, error: state == ERROR):
+        window.open_source(97)
+    assert window.image_panel.banner.isVisible()
+    assert "camera 97" in window.image_panel.banner.label.text()
+    buttons = [window.image_panel.banner.buttons.itemAt(i).widget().text()
+               for i in range(window.image_panel.banner.buttons.count())]
+    assert "Retry" in buttons
+    with qtbot.waitSignal(window.live.state_changed, timeout=20_000,
+                          check_params_cb=lambda state, error: state == ERROR):
+        window._retry_source()
+    window.stop_source()
+
+
+# --- closing -----------------------------------------------------------------------------------------
+
+def test_closing_while_a_restore_runs_exits_cleanly(qtbot, window, demo_dir):
+    session = window.session
+    with qtbot.waitSignal(session.model_ready, timeout=LOAD_TIMEOUT_MS):
+        window.open_paths([str(demo_dir / "training")])
+    other = window.checkpoints.itemData(window.checkpoints.count() - 1)
+    session.switch_checkpoint(other)
+    switching = session.switching
+    started = threading.Event()
+    # Keep a restore-like job running (it stops only when cancelled), so the close surely meets one.
+    def long_restore(job=None):
+        started.set()
+        while True:
+            job.check()
+            time.sleep(0.01)
+    future = window.engine.submit(long_restore, name="restore ckpt-long")
+    window.bridge.track("Restoring ckpt-long", future, cancel=lambda: window.engine.cancel(future))
+    session.switching = future
+    qtbot.waitUntil(started.is_set, timeout=LOAD_TIMEOUT_MS)
+    window.close()
+    window.engine._thread.join(30)
+    assert not window.engine._thread.is_alive()
+    assert future.cancelled() or isinstance(future.exception(timeout=0), Exception)
+    assert switching.done()
+
+
+def test_cancel_button_stops_loading(qtbot, window, demo_dir):
+    window.open_paths([str(demo_dir)])
+    assert window.task_status.isVisible() and window.task_status.cancel_button.isEnabled()
+    window.task_status.cancel_current()
+    qtbot.waitUntil(lambda: not window.session.busy, timeout=LOAD_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: not window.task_status.isVisible() or not any(
+        t.title.startswith("Loading") for t in window.bridge.tasks), timeout=30_000)
+
+
+# --- opening things ---------------------------------------------------------------------------------
+
+def test_drop_and_recent_list(qtbot, window, demo_dir, demo_images):
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(demo_dir)), QUrl.fromLocalFile(str(demo_images[0]))])
+    # Without a real drag in progress Qt does not route a drop event; hand it to the window's handler.
+    event = QDropEvent(QPointF(50, 50), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                       Qt.KeyboardModifier.NoModifier)
+    with qtbot.waitSignal(window.browser.image_shown, timeout=30_000):
+        window.dropEvent(event)
+    assert window.session.path == demo_dir
+    assert window._recent()[0] == str(demo_dir.resolve())
+    assert window.recent_menu.actions()[0].text().endswith(str(demo_dir.resolve()))
