@@ -375,7 +375,7 @@ def _prod(shape) -> int:
 # "anchors": the bias holds anchors_per_location * (classes + 1) values (OD API SSD, with background);
 # "plain": one value per class (OD API CenterNet's object-center heatmap).
 HEAD_RULES = {
-    "ssd": (("class_predictions_head", "ClassPredictor"), "anchors"),
+    "ssd": (("class_predictions_with_background", "class_predictions_head", "ClassPredictor"), "anchors"),
     "center_net": (("object_center", "class_head"), "plain"),
 }
 
@@ -388,14 +388,17 @@ def head_classes(inv: Inventory) -> int | None:
     if inv.bundle is None or inv.pipeline is None or inv.pipeline.model_type not in HEAD_RULES:
         return None
     hints, rule = HEAD_RULES[inv.pipeline.model_type]
-    for key, e in inv.bundle.entries.items():
-        if (key.startswith("model/") and "bias/.ATTRIBUTES/VARIABLE_VALUE" in key and len(e.shape) == 1
-                and ".OPTIMIZER_SLOT" not in key and any(h in key for h in hints)):
-            if rule == "plain":
-                return e.shape[0]
-            anchors = getattr(inv.pipeline, "anchors_per_location", None)
-            if anchors and e.shape[0] % anchors == 0:
-                return e.shape[0] // anchors - 1
+    biases = [e.shape[0] for key, e in inv.bundle.entries.items()
+              if key.startswith("model/") and key.endswith("bias/.ATTRIBUTES/VARIABLE_VALUE") and len(e.shape) == 1
+              and any(h in key for h in hints)]
+    if not biases:
+        return None
+    if rule == "plain":
+        # The head's output layer: narrower than the hidden layers before it.
+        return min(biases)
+    anchors = getattr(inv.pipeline, "anchors_per_location", None)
+    if anchors and biases[-1] % anchors == 0:
+        return biases[-1] // anchors - 1
     return None
 
 

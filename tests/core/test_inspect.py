@@ -218,3 +218,23 @@ def test_real_keras2_h5(realdata, capsys):
     assert data["kind"] == "keras"
     total = sum(int(np.prod(e["shape"])) for e in data["entries"])
     assert total == 101_390
+
+
+def test_num_classes_checked_against_label_map_and_class_head(realdata, tmp_path, capsys):
+    from detscope.core.inventory import build_inventory, head_classes
+
+    src = realdata / "car-ssd-fpnlite-training" / "models" / "my_ssd_mobnet"
+    inv = build_inventory(src)
+    assert head_classes(inv) == 1  # 12 bias values = 6 anchors x (1 class + background)
+    assert not any("num_classes" in f.message for f in inv.findings)
+    folder = tmp_path / "run"
+    folder.mkdir()
+    for f in src.iterdir():
+        (folder / f.name).symlink_to(f)
+    (folder / "pipeline.config").unlink()
+    (folder / "pipeline.config").write_text((src / "pipeline.config").read_text().replace(
+        "num_classes: 1", "num_classes: 2"))
+    problems = inspect_json(capsys, folder)["problems"]
+    msg = [p for p in problems if "num_classes 2" in p["message"]]
+    assert msg and msg[0]["severity"] == "error"
+    assert "class head in ckpt-6.index predicts 1" in msg[0]["message"]
