@@ -37,7 +37,7 @@ def main() -> int:
     ap.add_argument("--model", default=str(REPO / "resources" / "demo" / "saved_model"))
     ap.add_argument("--images", default=str(REPO / "resources" / "demo" / "test" / "images"))
     ap.add_argument("--count", type=int, default=100)
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=5)
     args = ap.parse_args()
     sources = sorted(p for p in Path(args.images).iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
     if not sources:

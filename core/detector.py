@@ -81,14 +81,16 @@ def find_image_input(inputs: dict[str, tuple[str, tuple | None]], scale: str | N
 
 def prepare(image: np.ndarray, spec: ImageInput) -> np.ndarray:
     """An RGB uint8 ``(H, W, 3)`` image as the input takes it (resized only when the size is fixed)."""
-    import cv2
-
     img = image
     if img.ndim == 2:
         img = np.stack([img] * 3, axis=-1)
     if spec.channels == 1 and img.shape[-1] == 3:
+        import cv2  # OpenCV is loaded only by models that need a conversion
+
         img = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)[..., None]
     if spec.fixed_size and (img.shape[0] != spec.height or img.shape[1] != spec.width):
+        import cv2
+
         img = cv2.resize(img, (spec.width, spec.height), interpolation=cv2.INTER_LINEAR)
         if img.ndim == 2:
             img = img[..., None]
