@@ -119,8 +119,8 @@ def _coco_ids(images: list[Path]) -> dict[str, int]:
 
 
 def cmd_detect(args) -> int:
-    from .images import list_images, load_image
-    from .model import load_model
+    from .images import list_images
+    from .model import detect_images, load_model
 
     images = list_images(args.images)
     if not images:
@@ -137,9 +137,8 @@ def cmd_detect(args) -> int:
             Path(args.out).mkdir(parents=True, exist_ok=True)
         coco_ids = _coco_ids(images) if args.coco_results else {}
         results, coco = [], []
-        for n, path in enumerate(images, 1):
-            image = load_image(path)
-            dets = engine.run_sync(loaded.detect, image).above(args.threshold)
+        for n, (path, image, dets) in enumerate(detect_images(engine, loaded, images), 1):
+            dets = dets.above(args.threshold)
             results.append({"path": str(path), "width": dets.width, "height": dets.height,
                             "detections": dets.as_json()})
             if args.coco_results:

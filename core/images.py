@@ -33,7 +33,7 @@ def to_rgb8(img) -> np.ndarray:
         return np.repeat(a[..., None], 3, axis=-1)
     if img.mode != "RGB":
         img = img.convert("RGB")
-    return np.asarray(img, dtype=np.uint8).copy()
+    return np.asarray(img, dtype=np.uint8)
 
 
 def load_image(path: str | Path) -> np.ndarray:
@@ -43,7 +43,7 @@ def load_image(path: str | Path) -> np.ndarray:
     try:
         with Image.open(path) as img:
             img.load()
-            img = ImageOps.exif_transpose(img)
+            ImageOps.exif_transpose(img, in_place=True)  # no copy when there is nothing to turn
             return to_rgb8(img)
     except FileNotFoundError as exc:
         raise ImageError(f"{path} does not exist") from exc

@@ -216,3 +216,19 @@ def load_model(path: str | Path, *, checkpoint: str | None = None, template: str
     if warmup:
         _warm_up(loaded, job)
     return loaded
+
+
+def detect_images(engine, loaded: LoadedModel, paths):
+    """Yield ``(path, image, detections)`` for each image, decoding the next image while the
+    engine thread runs the model on the current one (the CLI's and the benchmarks' loop)."""
+    from .images import load_image
+
+    pending = None
+    for path in paths:
+        image = load_image(path)
+        future = engine.submit(loaded.detect, image)
+        if pending is not None:
+            yield pending[0], pending[1], pending[2].result()
+        pending = (path, image, future)
+    if pending is not None:
+        yield pending[0], pending[1], pending[2].result()
