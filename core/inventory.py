@@ -272,12 +272,23 @@ def _prune_empty(node: Node) -> None:
         c.row = row
 
 
-def _fill_group_totals(node: Node) -> None:
-    for n in node.walk():
-        if n.kind in (GROUP, OBJECT) and n.children:
-            params, nbytes = n.total()
-            n.params = params or None
-            n.nbytes = nbytes or None
+def _fill_group_totals(node: Node) -> tuple[int, int]:
+    """Give every group and object the parameters and bytes below it, in one pass; return them."""
+    if node.kind == VARIABLE:
+        own = (node.params or 0, node.nbytes or 0)
+    elif node.kind in (SLOT, VALUE):
+        own = (0, node.nbytes or 0)
+    else:
+        own = (0, 0)
+    params, nbytes = own
+    for child in node.children:
+        p, b = _fill_group_totals(child)
+        params += p
+        nbytes += b
+    if node.kind in (GROUP, OBJECT) and node.children:
+        node.params = params or None
+        node.nbytes = nbytes or None
+    return params, nbytes
 
 
 def _checkpoint_tree(inv: Inventory, title: str) -> None:
