@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO := resources/demo
 
-.PHONY: run test lint bench demo screenshots clean
+.PHONY: run run-cli test bench demo screenshots clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,10 +13,14 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-## run: open the bundled demo model (inventory, restore, detections on its test images)
+## run: open the window on the bundled demo model and its test images
 run: $(STAMP)
-	$(VENV)/bin/detscope inspect $(DEMO)
-	$(VENV)/bin/detscope detect $(DEMO) $(DEMO)/test/images --threshold 0.5 --out $(HOME)/.local/share/detscope/demo-detections
+	$(VENV)/bin/detscope-gui $(DEMO) $(DEMO)/test/images
+
+## run-cli: the same demo from the command line (no display needed)
+run-cli: $(STAMP)
+	$(VENV)/bin/detscope inspect $(DEMO) --depth 3
+	$(VENV)/bin/detscope detect $(DEMO) $(DEMO)/test/images --threshold 0.5
 
 ## test: the whole test suite, headless, plus the architecture contract (core never imports Qt)
 test: $(STAMP)
@@ -28,6 +32,10 @@ bench: $(STAMP)
 
 demo: $(STAMP)
 	$(PY) $(DEMO)/make_demo.py
+
+## screenshots: the README's screenshots, rendered under Xvfb (needs xvfb-run and imagemagick)
+screenshots: $(STAMP)
+	$(PY) packaging/screenshots.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

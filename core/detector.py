@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Callable
@@ -28,6 +27,7 @@ import numpy as np
 
 from .detections import Detections
 from .errors import UserError
+from .paths import data_dir
 from .problems import ERROR, INFO, WARNING, Finding
 
 
@@ -285,13 +285,6 @@ def decode(outputs: dict[str, np.ndarray], mapping: OutputMapping, width: int, h
 
 
 # --- hand-made mappings, kept in detscope's own data folder ----------------------------------------
-
-def data_dir() -> Path:
-    """Where detscope keeps what it saves for a user (never inside a model folder)."""
-    base = os.environ.get("DETSCOPE_DATA_DIR") or os.path.join(
-        os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share"), "detscope")
-    return Path(base)
-
 
 def _mapping_file(model_path: str | Path, signature: str) -> Path:
     ident = hashlib.sha1(f"{Path(model_path).resolve()}::{signature}".encode()).hexdigest()[:16]

@@ -293,7 +293,8 @@ def _fill_group_totals(node: Node) -> tuple[int, int]:
 
 def _checkpoint_tree(inv: Inventory, title: str) -> None:
     bundle = inv.bundle
-    group = inv.root.add(Node(title, GROUP, detail=str(inv.checkpoint.prefix) if inv.checkpoint else ""))
+    detail = f"{inv.checkpoint.name} ({inv.checkpoint.prefix})" if inv.checkpoint else ""
+    group = inv.root.add(Node(title, GROUP, detail=detail))
     graph = graph_from_bundle(bundle)
     inv.object_graph = graph
     if graph.from_names and OBJECT_GRAPH_KEY in bundle.entries:
@@ -478,8 +479,8 @@ def build_inventory(path: str | Path, checkpoint: str | None = None) -> Inventor
     if inv.saved_model is not None:
         _signatures_tree(inv)
     if inv.bundle is not None:
-        title = "Variables" if inv.checkpoint and inv.checkpoint.prefix == mf.variables_prefix else \
-            f"Checkpoint {inv.checkpoint.name}"
+        # A stable title (the checkpoint's name is in the detail), so paths survive a ckpt-N switch.
+        title = "Variables" if inv.checkpoint and inv.checkpoint.prefix == mf.variables_prefix else "Checkpoint"
         _checkpoint_tree(inv, title)
     if inv.keras is not None:
         _keras_tree(inv)

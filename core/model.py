@@ -24,6 +24,7 @@ from .errors import UserError
 from .folders import CheckpointRef, ModelFolder
 from .labels import LabelMap, LabelMapError, read_label_map
 from .problems import ERROR, INFO, WARNING, Finding
+from .tfimport import collector_paused, import_tensorflow
 from .restore import RestoreError, RestoreReport, keras_report, load_factory, load_keras_model, \
     load_saved_model, restore_checkpoint
 
@@ -133,11 +134,22 @@ def _warm_up(loaded: LoadedModel, job) -> None:
     loaded.seconds["warmup"] = time.perf_counter() - start
 
 
-def load_model(path: str | Path, *, checkpoint: str | None = None, template: str | Path | None = None,
+def load_model(path: str | Path, **options) -> LoadedModel:
+    """Load what ``path`` names, restore its checkpoint when there is one, and build its detector.
+
+    Options: ``checkpoint`` (ckpt-N), ``template`` (a SavedModel), ``factory`` (FILE.py:build),
+    ``signature``, ``tags``, ``safe_mode`` (Keras), ``labels`` (a label map), ``scale`` (float
+    input range), ``warmup``, ``job``. The collector is paused meanwhile: a load builds many
+    objects, and its full passes would stall the other threads.
+    """
+    with collector_paused():
+        return _load_model(path, **options)
+
+
+def _load_model(path: str | Path, *, checkpoint: str | None = None, template: str | Path | None = None,
                factory: str | None = None, signature: str | None = None, tags: list[str] | None = None,
                safe_mode: bool = True, labels: str | None = None, scale: str | None = None,
                warmup: bool = True, job=None) -> LoadedModel:
-    """Load what ``path`` names, restore its checkpoint when there is one, and build its detector."""
     start = time.perf_counter()
     mf = folders.recognise(path)
     findings: list[Finding] = []
@@ -151,9 +163,7 @@ def load_model(path: str | Path, *, checkpoint: str | None = None, template: str
     if ref is None and not own_variables:
         ref = mf.selected
 
-    if job is not None:
-        job.progress("importing TensorFlow")
-    import tensorflow  # noqa: F401  (imported here, on the engine thread, so the caller's start stays fast)
+    import_tensorflow(job)  # here, on the engine thread, so the caller's start stays fast
 
     messages: dict[str, int] = {}
     if factory:

@@ -122,3 +122,21 @@ def test_ten_thousand_rows_are_not_copied(qtbot):
     qtbot.keyClicks(panel.filter, "v9999")
     qtbot.waitUntil(lambda: panel.count.text() == "1 match")
     assert panel.proxy.rowCount() == 1
+
+
+def test_pyside_reference_guard_keeps_long_sessions_alive():
+    """Thousands of emits and void calls (a video plays that many a minute) must not exhaust None/True."""
+    import sys
+
+    import detscope.gui  # noqa: F401  (applies the guard where this PySide6 needs it)
+    from PySide6.QtCore import QObject, Signal
+
+    class Ticker(QObject):
+        tick = Signal(object)
+
+    ticker = Ticker()
+    ticker.tick.connect(lambda _: None)
+    for i in range(20_000):
+        ticker.tick.emit(i)
+        ticker.setObjectName("t")
+    assert sys.getrefcount(None) > 1000 and sys.getrefcount(True) > 1000

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import QApplication
 from detscope.core.images import list_images, load_image
 from detscope.core.problems import WARNING, Finding
 from detscope.core.sources import ERROR
+from detscope.gui.problems_panel import PAYLOAD
 
 from gui_helpers import LOAD_TIMEOUT_MS, boxes_of, copy_checkpoint_folder, frames_video, no_stray_threads, \
     run_on_engine, wait_loaded
@@ -57,8 +58,8 @@ def test_settings_are_isolated(isolated_settings):
 
 # --- the window appears before TensorFlow ---------------------------------------------------------
 
-def test_window_shows_before_tensorflow_is_imported():
-    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+def test_window_shows_before_tensorflow_is_imported(tmp_path):
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "XDG_CONFIG_HOME": str(tmp_path / "config")}
     out = subprocess.run([sys.executable, "-m", "detscope.gui.app", "--exit-when-shown"], env=env,
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
@@ -79,7 +80,7 @@ def test_checkpoint_folder_fills_tree_and_reports_restore(qtbot, window, demo_di
 
     report = window.problems.report
     assert report is not None and report is session.loaded.report and report.matched
-    assert window.problems.report_item.text(0).endswith(report.summary())
+    assert window.problems.report_item.text().endswith(report.summary())
     # The picker lists the folder's checkpoints newest first, with their step.
     names = [window.checkpoints.itemData(i) for i in range(window.checkpoints.count())]
     numbers = [int(n.split("-")[1]) for n in names]
@@ -171,7 +172,7 @@ def test_clicking_a_box_shows_its_class_scores(qtbot, window, demo_dir, demo_ima
 
 
 def test_save_copy_and_snapshot_go_where_the_user_says(qtbot, window, demo_dir, demo_images, tmp_path):
-    panel = open_with_image(qtbot, window, demo_dir, demo_images[0])
+    open_with_image(qtbot, window, demo_dir, demo_images[0])
     out = window.save_annotated_to(tmp_path / "out" / "annotated.png")
     assert out is not None and out.is_file()
     assert window.save_annotated_to(demo_dir / "annotated.png") is None      # never into the model folder
@@ -186,14 +187,16 @@ def test_save_copy_and_snapshot_go_where_the_user_says(qtbot, window, demo_dir, 
 
 # --- problems panel ---------------------------------------------------------------------------------
 
-def test_clicking_a_finding_selects_its_node(qtbot, window, demo_dir):
+def test_clicking_a_finding_selects_its_node(qtbot, window, demo_dir, qtmodeltester):
     with qtbot.waitSignal(window.session.report_changed, timeout=LOAD_TIMEOUT_MS):
         window.open_paths([str(demo_dir / "training")])
+    qtmodeltester.check(window.problems.model)
     model = window.tree.model
     variable = next(n for n in model.root.walk() if n.kind == "variable")
     window.problems.set_findings([Finding(WARNING, "a finding about one variable", node=variable.path),
                                   Finding(WARNING, f"{variable.key} is odd")])
     rows = window.problems.rows(window.problems.findings_item)[1:]
+    assert [r.text() for r in rows] == ["warning: a finding about one variable", f"warning: {variable.key} is odd"]
     window.problems._activated(rows[0])
     assert window.tree.current_node() is variable
     window.tree.view.setCurrentIndex(window.tree.proxy.index(0, 0))
@@ -201,10 +204,9 @@ def test_clicking_a_finding_selects_its_node(qtbot, window, demo_dir):
     assert window.tree.current_node() is variable
     # A matched key of the restore report selects its node too.
     matched = next(r for r in window.problems.rows(window.problems.report_item)
-                   if (r.data(0, Qt.ItemDataRole.UserRole + 1) or (None,))[0] == "key"
-                   and model.find_key(r.data(0, Qt.ItemDataRole.UserRole + 1)[1]) is not None)
+                   if isinstance(r.data(PAYLOAD), tuple) and model.find_key(r.data(PAYLOAD)[1]) is not None)
     window.problems._activated(matched)
-    assert window.tree.current_node().key == matched.data(0, Qt.ItemDataRole.UserRole + 1)[1]
+    assert window.tree.current_node().key == matched.data(PAYLOAD)[1]
 
 
 def test_missing_shard_shows_its_message_in_the_details(qtbot, window, demo_dir, tmp_path):
@@ -324,3 +326,13 @@ def test_drop_and_recent_list(qtbot, window, demo_dir, demo_images):
     assert window.session.path == demo_dir
     assert window._recent()[0] == str(demo_dir.resolve())
     assert window.recent_menu.actions()[0].text().endswith(str(demo_dir.resolve()))
+
+
+def test_full_screen_shows_only_the_image_and_comes_back(qtbot, window):
+    assert window.tree_dock.isVisible()
+    window.toggle_full_screen()
+    qtbot.waitUntil(lambda: not window.tree_dock.isVisible())
+    assert not window.image_panel.side.isVisible() and not window.menuBar().isVisible()
+    window.cancel_work()                       # Esc leaves full screen first
+    qtbot.waitUntil(lambda: window.tree_dock.isVisible())
+    assert window.menuBar().isVisible() and window.image_panel.side.isVisible()

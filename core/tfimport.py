@@ -1,0 +1,86 @@
+"""Importing TensorFlow without freezing the other threads (the GUI's above all).
+
+Two things stop every thread while TensorFlow imports: mapping its big shared
+libraries (Python loads an extension's libraries while holding the GIL) and
+Python's cyclic garbage collector, whose full passes over the hundreds of
+thousands of objects the import creates hold the GIL for 50 to 150 ms each.
+:func:`import_tensorflow` maps the libraries through a ``dlopen`` that releases
+the GIL, and pauses the collector; :func:`collector_paused` does the same for a
+model load. Both run on the engine thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import sys
+from pathlib import Path
+
+
+def preload_tensorflow_libraries() -> list[str]:
+    """Map TensorFlow's two big shared libraries before ``import tensorflow``, without holding the GIL.
+
+    Python loads an extension's libraries while holding the GIL, which freezes the GUI thread for
+    about a quarter of a second on ``libtensorflow_cc``. A ``dlopen`` made through ctypes releases the
+    GIL for the call; the import that follows then finds the libraries already mapped. Runs on the
+    engine thread; returns what it mapped (nothing where the libraries are not found).
+    """
+    import ctypes
+    import importlib.util
+
+    if not sys.platform.startswith("linux"):
+        return []
+    spec = importlib.util.find_spec("tensorflow")
+    if spec is None or not spec.submodule_search_locations:
+        return []
+    base = Path(list(spec.submodule_search_locations)[0])
+    mapped = []
+    try:
+        libc = ctypes.CDLL(None)
+        dlopen = libc.dlopen
+        dlopen.restype = ctypes.c_void_p
+        dlopen.argtypes = [ctypes.c_char_p, ctypes.c_int]
+    except (OSError, AttributeError):
+        return []
+    for pattern in ("libtensorflow_framework.so.*", "libtensorflow_cc.so.*"):
+        for lib in sorted(base.glob(pattern))[:1]:
+            if dlopen(str(lib).encode(), sys.getdlopenflags()):
+                mapped.append(lib.name)
+    return mapped
+
+
+def import_tensorflow(job=None) -> None:
+    """Import TensorFlow on the engine thread without long pauses of the other threads.
+
+    Two things stop every thread while TensorFlow imports: mapping its shared libraries (see
+    :func:`preload_tensorflow_libraries`) and Python's cyclic garbage collector, whose full passes over
+    the hundreds of thousands of objects the import creates hold the GIL for 50 to 150 ms each. The
+    collector is paused during the import and the module objects it created are then frozen (they live
+    as long as the process, so later passes need not visit them).
+    """
+    if "tensorflow" in sys.modules:
+        return
+    # detscope's own modules first: a thread importing an extension module while the big libraries are
+    # being mapped would wait for the loader's lock while holding the GIL, and freeze the GUI with it.
+    from . import inventory, model  # noqa: F401  (loaded before the mapping, for their side effect)
+
+    if job is not None:
+        job.progress("mapping TensorFlow")
+    preload_tensorflow_libraries()
+    if job is not None:
+        job.progress("importing TensorFlow")
+    with collector_paused():
+        import tensorflow  # noqa: F401  (on the engine thread, never the GUI's)
+
+        gc.freeze()
+
+
+@contextlib.contextmanager
+def collector_paused():
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()

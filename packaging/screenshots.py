@@ -1,0 +1,168 @@
+#!/usr/bin/env python
+"""Render detscope's screenshots into ``resources/screenshots/`` from the real window under Xvfb.
+
+    .venv/bin/python packaging/screenshots.py [--demo resources/demo] [--out resources/screenshots]
+
+Without a display the script runs itself again under ``xvfb-run`` (apt-get install xvfb). It opens the
+bundled demo model, grabs the X screen (what a user would see, not a widget rendering) and writes:
+
+- ``main.png``: the demo model, its restore report and detections on a test image;
+- ``tree-filter.png``: the model tree with a filter typed, a variable's statistics and histogram;
+- ``video.png``: a video file as a live source, with detections and the camera/inference numbers.
+
+Each file is kept under 300 KB (quantised to a palette when a full-colour PNG would be larger).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SIZE = (1400, 900)
+MAX_BYTES = 300 * 1024
+
+
+def _rerun_under_xvfb() -> int:
+    xvfb = shutil.which("xvfb-run")
+    if xvfb is None:
+        print("error: no display and no xvfb-run (apt-get install -y xvfb)", file=sys.stderr)
+        return 2
+    env = {**os.environ, "DETSCOPE_SCREENSHOTS_UNDER_XVFB": "1"}
+    cmd = [xvfb, "-a", "-s", f"-screen 0 {SIZE[0]}x{SIZE[1]}x24", sys.executable, *sys.argv]
+    return subprocess.call(cmd, env=env)
+
+
+def _wait(app, condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"error: timed out waiting for {what}")
+        app.processEvents()
+        time.sleep(0.01)
+
+
+def _settle(app, seconds: float = 0.4) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        app.processEvents()
+        time.sleep(0.01)
+
+
+def _save(app, path: Path) -> None:
+    """Grab the whole X screen and write it, palette-quantised if it would exceed MAX_BYTES."""
+    from PIL import Image
+
+    _settle(app)
+    shot = app.primaryScreen().grabWindow(0)
+    tmp = path.with_suffix(".full.png")
+    shot.save(str(tmp))
+    if tmp.stat().st_size <= MAX_BYTES:
+        tmp.replace(path)
+    else:
+        with Image.open(tmp) as img:
+            img.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE) \
+                .save(path, optimize=True)
+        tmp.unlink()
+    print(f"{path.relative_to(REPO) if path.is_relative_to(REPO) else path}: {path.stat().st_size // 1024} KB")
+
+
+def _video_from(images, path: Path) -> Path:
+    import cv2
+    import numpy as np
+
+    from detscope.core.images import load_image
+
+    size = (640, 480)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, size)
+    frames = [cv2.resize(load_image(p), size) for p in images]
+    for a, b in zip(frames, frames[1:] + frames[:1]):      # cross-fade so it plays like footage
+        for t in np.linspace(0, 1, 8, endpoint=False):
+            mixed = (a * (1 - t) + b * t).astype(np.uint8)
+            writer.write(cv2.cvtColor(mixed, cv2.COLOR_RGB2BGR))
+    writer.release()
+    return path
+
+
+def render(demo: Path, out: Path) -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QApplication
+
+    from detscope.core.images import list_images
+
+    scratch = Path(tempfile.mkdtemp(prefix="detscope-shots-"))
+    # Screenshots start from a fresh window: no stored geometry, recent models or threshold.
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(scratch / "settings"))
+    os.environ["DETSCOPE_DATA_DIR"] = str(scratch / "data")
+
+    app = QApplication([sys.argv[0]])
+    app.setApplicationName("detscope")
+    from detscope.gui.main_window import MainWindow
+
+    out.mkdir(parents=True, exist_ok=True)
+    images = list_images([demo / "test" / "images"])
+    window = MainWindow()
+    window.setGeometry(0, 0, *SIZE)
+    window.show()
+    window.open_paths([str(demo), str(demo / "test" / "images")])      # what detscope-gui opens by default
+    _wait(app, lambda: window.session.loaded is not None and window.image_panel.kept is not None, 180,
+          "the demo model and its first detections")
+    window.browser.go(min(2, len(images) - 1))
+    _wait(app, lambda: window.browser.index == min(2, len(images) - 1) and window.image_panel.kept is not None
+          and window.image_panel.caption == images[window.browser.index].name, 60, "detections on a test image")
+    panel = window.image_panel
+    if panel.view.boxes:
+        panel._box_clicked(0)
+    tree = window.tree.model
+    heads = [n for n in tree.root.walk() if n.kind == "variable" and n.key and "head" in n.key and n.params]
+    if heads:
+        window.tree.select_node(max(heads, key=lambda n: n.params))
+        _wait(app, lambda: window.details.pending is None, 60, "a variable's statistics")
+    _save(app, out / "main.png")
+
+    window.tree.filter.setFocus()
+    window.tree.filter.setText("kernel")
+    window.tree.apply_filter()
+    kernels = [n for n in tree.root.walk() if n.kind == "variable" and n.key and "kernel" in n.key and n.params]
+    if kernels:
+        window.tree.select_node(max(kernels, key=lambda n: n.params))
+        _wait(app, lambda: window.details.pending is None, 60, "a variable's statistics")
+    window.tree.filter.setFocus()
+    _save(app, out / "tree-filter.png")
+    window.tree.filter.clear()
+
+    video = _video_from(images[:6], scratch / "demo.avi")
+    shown = []
+    window.live.frame_shown.connect(lambda frame, dets: shown.append(dets is not None))
+    window.open_paths([str(video)])
+    _wait(app, lambda: sum(shown) >= 12 and "latency" in window.live_label.text(), 60, "video frames with detections")
+    _save(app, out / "video.png")
+
+    window.close()
+    shutil.rmtree(scratch, ignore_errors=True)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--demo", type=Path, default=REPO / "resources" / "demo")
+    parser.add_argument("--out", type=Path, default=REPO / "resources" / "screenshots")
+    args = parser.parse_args(argv)
+    if not os.environ.get("DISPLAY") and not os.environ.get("DETSCOPE_SCREENSHOTS_UNDER_XVFB"):
+        return _rerun_under_xvfb()
+    if not (args.demo / "saved_model" / "saved_model.pb").is_file():
+        print(f"error: {args.demo} has no demo model (make demo)", file=sys.stderr)
+        return 2
+    render(args.demo.resolve(), args.out.resolve())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
