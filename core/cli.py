@@ -242,6 +242,17 @@ def cmd_map_outputs(args) -> int:
     return 0
 
 
+def cmd_gui(args) -> int:
+    """``detscope gui ...``: the window, as ``detscope-gui`` opens it.
+
+    The GUI package is looked up by name at this moment only, so importing the core
+    (and running every other command) never loads Qt.
+    """
+    import importlib
+
+    return importlib.import_module("detscope.gui.app").main(args.rest)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="detscope", description="Open, browse, restore and look at TensorFlow 2 "
                                                              "object-detection models.")
@@ -298,12 +309,20 @@ def build_parser() -> argparse.ArgumentParser:
     mo.add_argument("--class-offset", type=int, default=0, help="added to the model's class values")
     mo.add_argument("--clear", action="store_true", help="forget the saved mapping")
     mo.set_defaults(func=cmd_map_outputs)
+
+    gui = sub.add_parser("gui", help="open the window (same as detscope-gui)", add_help=False)
+    gui.add_argument("rest", nargs=argparse.REMAINDER, help="[MODEL] [IMAGE_OR_FOLDER...]")
+    gui.set_defaults(func=cmd_gui)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
-    args = parser.parse_args(argv)
+    if argv[:1] == ["gui"]:  # everything after "gui" is the window's own (its --help included)
+        args = argparse.Namespace(func=cmd_gui, rest=argv[1:])
+    else:
+        args = parser.parse_args(argv)
     try:
         return args.func(args)
     except BrokenPipeError:  # the reader of our output went away (`| head`): not an error

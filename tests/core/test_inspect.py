@@ -238,3 +238,13 @@ def test_num_classes_checked_against_label_map_and_class_head(realdata, tmp_path
     msg = [p for p in problems if "num_classes 2" in p["message"]]
     assert msg and msg[0]["severity"] == "error"
     assert "class head in ckpt-6.index predicts 1" in msg[0]["message"]
+
+
+def test_detscope_gui_opens_the_window_without_tensorflow(demo):
+    import os
+
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    proc = subprocess.run([sys.executable, "-m", "detscope.core.cli", "gui", str(demo), "--exit-when-shown"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "window-shown" in proc.stdout and "tensorflow=False" in proc.stdout
