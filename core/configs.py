@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from google.protobuf import text_format
 
-from .errors import UserError
+from .errors import UserError, read_text
 from .problems import ERROR, INFO, WARNING, Finding
 
 if TYPE_CHECKING:  # pragma: no cover - typing only; labels imports this module at run time
@@ -225,18 +225,7 @@ def get_path(raw: Any, path: str | Sequence[str], default: Any = None) -> Any:
 # --- shared helpers ---------------------------------------------------------------------------
 
 def _read_text(path: Path) -> str:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{path}: is a folder, not a config file") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot be read ({exc.strerror or exc})") from None
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not a text file (byte {exc.start} is not UTF-8)") from None
+    return read_text(path, ConfigError, "config file")
 
 
 def _split_any(path: str) -> list[str]:

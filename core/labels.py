@@ -23,7 +23,7 @@ from google.protobuf import text_format
 
 from . import protos
 from .configs import ConfigError, describe_parse_error, parse_text_proto
-from .errors import UserError
+from .errors import UserError, read_text
 from .problems import ERROR, INFO, WARNING, Finding
 from .protos import field, message
 
@@ -149,18 +149,7 @@ def label_map_from_names(names: Iterable[str], source: Path | None = None) -> La
 
 
 def _read_text(path: Path) -> str:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise LabelMapError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise LabelMapError(f"{path}: is a folder, not a label map") from None
-    except OSError as exc:
-        raise LabelMapError(f"{path}: cannot be read ({exc.strerror or exc})") from None
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise LabelMapError(f"{path}: not a text file (byte {exc.start} is not UTF-8)") from None
+    return read_text(path, LabelMapError, "label map")
 
 
 def _starts_with_item(text: str) -> bool:

@@ -214,15 +214,7 @@ class ObjectGraph:
 
     def find(self, path: str) -> ObjectNode | None:
         """The node with canonical path or alias ``path``."""
-        index = self.__dict__.get("_path_index")
-        if index is None:
-            index = {}
-            for n in self.nodes:
-                index.setdefault(n.path, n)
-                for a in n.aliases:
-                    index.setdefault(a, n)
-            self.__dict__["_path_index"] = index
-        return index.get(path)
+        return find_by_path(self, path)
 
     def variables(self) -> list[ObjectNode]:
         return [n for n in self.nodes if n.is_variable]
@@ -232,6 +224,19 @@ class ObjectGraph:
 
     def keys(self) -> list[str]:
         return list(self.by_key)
+
+
+def find_by_path(graph, path: str):
+    """The node of ``graph.nodes`` whose canonical path or an alias is ``path`` (index built once)."""
+    index = graph.__dict__.get("_path_index")
+    if index is None:
+        index = {}
+        for n in graph.nodes:
+            index.setdefault(n.path, n)
+            for a in n.aliases:
+                index.setdefault(a, n)
+        graph.__dict__["_path_index"] = index
+    return index.get(path)
 
 
 # --- paths -----------------------------------------------------------------------------------

@@ -286,15 +286,7 @@ class SavedObjectTree:
 
     def find(self, path: str) -> SavedNode | None:
         """The node with canonical path or alias ``path``."""
-        index = self.__dict__.get("_path_index")
-        if index is None:
-            index = {}
-            for n in self.nodes:
-                index.setdefault(n.path, n)
-                for a in n.aliases:
-                    index.setdefault(a, n)
-            self.__dict__["_path_index"] = index
-        return index.get(path)
+        return og.find_by_path(self, path)
 
 
 @dataclass
