@@ -118,6 +118,10 @@ def _coco_ids(images: list[Path]) -> dict[str, int]:
     return {}
 
 
+def _tags(args) -> list[str] | None:
+    return [t.strip() for t in args.tags.split(",") if t.strip()] if args.tags else None
+
+
 def cmd_detect(args) -> int:
     from .images import list_images
     from .model import detect_images, load_model
@@ -129,7 +133,7 @@ def cmd_detect(args) -> int:
     try:
         loaded = engine.run_sync(load_model, args.model, checkpoint=args.checkpoint, labels=args.labels,
                                  signature=args.signature, template=args.template, factory=args.factory,
-                                 scale=args.scale, safe_mode=not args.unsafe_keras)
+                                 scale=args.scale, safe_mode=not args.unsafe_keras, tags=_tags(args))
         for f in loaded.findings:
             if f.severity != "info":
                 sys.stderr.write(f"{f.line()}\n")
@@ -174,7 +178,8 @@ def cmd_restore(args) -> int:
     engine = _engine()
     try:
         loaded = engine.run_sync(load_model, args.checkpoint, template=args.template, factory=args.factory,
-                                 checkpoint=args.ckpt, warmup=False, safe_mode=not args.unsafe_keras)
+                                 checkpoint=args.ckpt, warmup=False, safe_mode=not args.unsafe_keras,
+                                 tags=_tags(args))
     finally:
         engine.shutdown(timeout=30)
     report = loaded.report
@@ -276,6 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
     det.add_argument("--template", help="a SavedModel of the same architecture, for a checkpoint folder")
     det.add_argument("--factory", help="FILE.py:FUNCTION or package.module:FUNCTION that builds the model")
     det.add_argument("--signature", help="which signature (serving_default by default)")
+    det.add_argument("--tags", help="the SavedModel's tag set, comma-separated (serve by default)")
     det.add_argument("--scale", choices=["0..255", "0..1", "-1..1"], help="pixel range of a float image input")
     det.add_argument("--unsafe-keras", action="store_true",
                      help="load a Keras file with safe_mode off (lets its Python lambdas run)")
@@ -290,6 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     res.add_argument("--template", help="a SavedModel of the same architecture")
     res.add_argument("--factory", help="FILE.py:FUNCTION or package.module:FUNCTION that builds the model")
     res.add_argument("--ckpt", help="which ckpt-N of a folder (the latest by default)")
+    res.add_argument("--tags", help="the template SavedModel's tag set, comma-separated (serve by default)")
     res.add_argument("--unsafe-keras", action="store_true",
                      help="load a Keras file with safe_mode off (lets its Python lambdas run)")
     res.add_argument("--json", action="store_true", help="print one JSON object")

@@ -122,6 +122,17 @@ def _keras_detector(model, label, mapping: OutputMapping | None, scale: str | No
     return Detector(call, image_input, mapping, label), findings
 
 
+def _align_classes(loaded: LoadedModel) -> None:
+    """Keras-style detectors number classes from 0; a label map numbering them from 1 gets +1."""
+    det, lm = loaded.detector, loaded.label_map
+    if det is None or lm is None or not lm.ids or det.mapping.convention != "keras" or min(lm.ids) < 1:
+        return
+    det.mapping.class_offset = 1
+    where = lm.source.name if lm.source else "the label map"
+    loaded.findings.append(Finding(INFO, f"Keras-style class indexes start at 0 and {where} starts at 1: class 0 "
+                                         "is shown as id 1 (map the outputs by hand to change it)"))
+
+
 def _warm_up(loaded: LoadedModel, job) -> None:
     if loaded.detector is None:
         return
@@ -180,6 +191,7 @@ def _load_model(path: str | Path, *, checkpoint: str | None = None, template: st
         except DetectorError as exc:
             loaded.detector, more = None, [Finding(ERROR, str(exc), str(mf.keras_file))]
         findings.extend(Finding(f.severity, f.message, f.file or str(mf.keras_file)) for f in more)
+        _align_classes(loaded)
         if warmup:
             _warm_up(loaded, job)
         return loaded
@@ -223,6 +235,7 @@ def _load_model(path: str | Path, *, checkpoint: str | None = None, template: st
     else:
         findings.append(Finding(WARNING, "the model has no signatures to run; browse and restore only",
                                 str(mf.path)))
+    _align_classes(loaded)
     if warmup:
         _warm_up(loaded, job)
     return loaded

@@ -205,3 +205,52 @@ def test_outputs_mapped_by_hand_are_saved_outside_the_model_folder(tmp_path, mon
     assert det == [{"box": [20.0, 20.0, 60.0, 30.0], "score": 0.75, "class_id": 2, "label": "class 2"}]
     assert sorted(p.name for p in model.rglob("*")) == before
     assert list((tmp_path / "data" / "output-mappings").glob("*.json"))
+
+
+def test_tf1_exported_frozen_graph_without_variables(tmp_path, capsys):
+    # What the TF1 exporter writes: a frozen graph (no variables/), input "inputs" uint8, detection_* outputs.
+    export = tmp_path / "tf1_export"
+    graph = tf.Graph()
+    with graph.as_default():
+        inputs = tf.compat.v1.placeholder(tf.uint8, [None, None, None, 3], name="image_tensor")
+        mean = tf.reduce_mean(tf.cast(inputs, tf.float32)) / 255.0
+        boxes = tf.reshape(tf.stack([0.25, 0.5, 0.75, 1.0]), [1, 1, 4]) + 0 * mean
+        outputs = {"detection_boxes": boxes, "detection_scores": tf.reshape(mean, [1, 1]),
+                   "detection_classes": tf.constant([[2.0]]), "num_detections": tf.constant([1.0])}
+        with tf.compat.v1.Session(graph=graph) as sess:
+            builder = tf.compat.v1.saved_model.Builder(str(export))
+            sig = tf.compat.v1.saved_model.predict_signature_def(inputs={"inputs": inputs}, outputs=outputs)
+            builder.add_meta_graph_and_variables(sess, ["serve"], signature_def_map={"serving_default": sig})
+            builder.save()
+    assert not (export / "variables" / "variables.index").exists()
+    img = tmp_path / "grey.png"
+    Image.fromarray(np.full((100, 200, 3), 51, np.uint8)).save(img)
+    assert cli.main(["detect", str(export), str(img), "--json", "--threshold", "0", "--tags", "serve"]) == 0
+    det = json.loads(capsys.readouterr().out)["images"][0]["detections"]
+    assert det == [{"box": [100.0, 25.0, 200.0, 75.0], "score": pytest.approx(0.2, abs=1e-6),
+                    "class_id": 2, "label": "class 2"}]
+
+
+def test_keras_file_with_keras_style_outputs(tmp_path, capsys):
+    import keras
+
+    inputs = keras.Input((None, None, 3), name="images")
+    pooled = keras.layers.GlobalAveragePooling2D()(inputs)
+    boxes = keras.layers.Reshape((1, 4), name="boxes")(keras.layers.Dense(4, name="box_dense")(pooled))
+    conf = keras.layers.Reshape((1,), name="confidence")(keras.layers.Dense(1, name="conf_dense")(pooled))
+    classes = keras.layers.Reshape((1,), name="classes")(keras.layers.Dense(1, name="cls_dense")(pooled))
+    model = keras.Model(inputs, {"boxes": boxes, "confidence": conf, "classes": classes})
+    model.get_layer("box_dense").set_weights([np.zeros((3, 4), np.float32),
+                                               np.array([10, 20, 50, 60], np.float32)])
+    model.get_layer("conf_dense").set_weights([np.zeros((3, 1), np.float32), np.array([0.9], np.float32)])
+    model.get_layer("cls_dense").set_weights([np.zeros((3, 1), np.float32), np.array([0.0], np.float32)])
+    model.save(tmp_path / "det.keras")
+    (tmp_path / "labels.txt").write_text("person\n")
+    img = tmp_path / "x.png"
+    Image.fromarray(np.zeros((80, 100, 3), np.uint8)).save(img)
+    assert cli.main(["detect", str(tmp_path / "det.keras"), str(img), "--json", "--threshold", "0",
+                     "--labels", str(tmp_path / "labels.txt")]) == 0
+    det = json.loads(capsys.readouterr().out)["images"][0]["detections"]
+    # Keras-style classes are 0-based; labels.txt numbers from 1: class 0 is the first label.
+    assert det == [{"box": [10.0, 20.0, 50.0, 60.0], "score": pytest.approx(0.9), "class_id": 1,
+                    "label": "person"}]

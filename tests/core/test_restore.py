@@ -206,3 +206,22 @@ def test_real_keras2_h5_loads_and_its_raw_outputs_are_named(engine, realdata, ca
     assert any("raw outputs, not decodable without anchors" in f.message for f in loaded.findings)
     assert cli.main(["restore", str(path), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["verdict"] == "complete"
+
+
+def test_dtype_mismatch_is_reported_not_assigned(engine, runs, tmp_path):
+    def write():
+        model = tf.Module()
+        model.box_head = tf.Module()
+        model.box_head.kernel = tf.Variable(np.ones((8, 32)), dtype=tf.float64)
+        model.box_head.bias = tf.Variable(np.full(32, 0.5, np.float32))
+        return tf.train.Checkpoint(model=model).write(str(tmp_path / "half" / "ckpt-1"))
+    prefix = engine.run_sync(write)
+    loaded = restore(engine, prefix, template=runs["base"] / "saved_model")
+    report = loaded.report
+    assert report.verdict == "partial"
+    assert report.matched == ["model/box_head/bias/.ATTRIBUTES/VARIABLE_VALUE"]
+    assert [(m.key, m.checkpoint_dtype, m.model_dtype) for m in report.dtype_mismatches] == [
+        ("model/box_head/kernel/.ATTRIBUTES/VARIABLE_VALUE", "float64", "float32")]
+    assert "_model/class_head/kernel" in {m.key for m in report.missing}
+    bias = engine.run_sync(lambda: loaded.live._model.box_head.bias.numpy())
+    assert np.all(bias == 0.5)
