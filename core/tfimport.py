@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import os
+import re
 import sys
+import tempfile
 from pathlib import Path
 
 
@@ -64,15 +67,54 @@ def import_tensorflow(job=None) -> None:
     # being mapped would wait for the loader's lock while holding the GIL, and freeze the GUI with it.
     from . import inventory, model  # noqa: F401  (loaded before the mapping, for their side effect)
 
-    if job is not None:
-        job.progress("mapping TensorFlow")
-    preload_tensorflow_libraries()
-    if job is not None:
-        job.progress("importing TensorFlow")
-    with collector_paused():
-        import tensorflow  # noqa: F401  (on the engine thread, never the GUI's)
+    verbose = bool(os.environ.get("DETSCOPE_VERBOSE"))
+    if not verbose:
+        # TensorFlow's native INFO/WARNING/ERROR logs (CUDA probing on a CPU machine and the like)
+        # are noise to a user; its real failures still arrive as Python exceptions.
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    with native_log_filtered(enabled=not verbose):
+        if job is not None:
+            job.progress("mapping TensorFlow")
+        preload_tensorflow_libraries()
+        if job is not None:
+            job.progress("importing TensorFlow")
+        with collector_paused():
+            import tensorflow  # noqa: F401  (on the engine thread, never the GUI's)
 
-        gc.freeze()
+            gc.freeze()
+
+
+# What TensorFlow's native code prints before its logging is set up, whatever TF_CPP_MIN_LOG_LEVEL says.
+_NATIVE_NOISE = re.compile(rb"^(?:[IWE]\d{4} \d\d:\d\d:\d\d|WARNING: All log messages before absl|"
+                           rb"To enable the following instructions|This TensorFlow binary is optimized)")
+
+
+@contextlib.contextmanager
+def native_log_filtered(enabled: bool = True):
+    """Route the process's stderr (file descriptor 2) through a file while TensorFlow loads, then
+    write back every line that is not TensorFlow's start-up chatter. Other threads' messages of
+    that moment are kept, only delayed."""
+    if not enabled:
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real stderr (a GUI launched without a console): nothing to filter
+        yield
+        return
+    with tempfile.TemporaryFile() as buffer:
+        os.dup2(buffer.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            buffer.seek(0)
+            kept = b"".join(line for line in buffer if not _NATIVE_NOISE.match(line))
+            if kept:
+                os.write(2, kept)
 
 
 @contextlib.contextmanager
