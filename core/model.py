@@ -198,8 +198,9 @@ def _load_model(path: str | Path, *, checkpoint: str | None = None, template: st
     else:
         tpl = Path(template) if template else find_template(mf)
         if tpl is None:
-            raise UserError(f"{mf.path}: a checkpoint holds values, not the architecture; give --template "
-                            "SAVEDMODEL (an export of the same model) or --factory FILE.py:build")
+            raise UserError(f"{mf.path.name}: a checkpoint holds values, not the architecture: restore it into "
+                            "an export of the same model (--template SAVEDMODEL; in the window, Model ▸ Restore "
+                            "into a SavedModel) or a model your code builds (--factory FILE.py:build)")
         live, messages = load_saved_model(tpl, tags=tags, job=job)
         how, target = ("saved_model", str(tpl)) if ref is None else ("checkpoint+template", str(tpl))
         if messages:

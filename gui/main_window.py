@@ -196,6 +196,7 @@ class MainWindow(QMainWindow):
         m = bar.addMenu("&Model")
         self._action(m, "&Cancel loading", self.cancel_work, "Escape")
         self._action(m, "&Reload", self.reload_model, "Ctrl+R")
+        self._action(m, "Restore into a &SavedModel…", self.choose_template, "Ctrl+T")
 
     def _connect(self) -> None:
         s = self.session
@@ -206,6 +207,7 @@ class MainWindow(QMainWindow):
         s.checkpoint_changed.connect(self._checkpoint_changed)
         s.message.connect(self.say)
         s.failed.connect(lambda line: self.say(line, error=True))
+        s.load_failed.connect(lambda line: self.problems.set_report(None, "not restored — " + line))
         self.bridge.errored.connect(self._errored)
         self.tree.node_selected.connect(self.details.show_node)
         self.problems.locate.connect(self.locate)
@@ -237,7 +239,19 @@ class MainWindow(QMainWindow):
 
     def reload_model(self) -> None:
         if self.session.path is not None:
-            self.open_model(self.session.path)
+            self.say(f"reloading {self.session.path}")
+            self.session.open(self.session.path, template=self.session.template)
+
+    def choose_template(self) -> None:
+        """Restore the open checkpoint into a SavedModel of the same architecture that the user picks."""
+        if self.session.path is None:
+            self.say("open a checkpoint folder first (File ▸ Open model folder)", error=True)
+            return
+        start = str(self.session.template or self.session.path.parent)
+        folder = QFileDialog.getExistingDirectory(self, "SavedModel of the same architecture", start)
+        if folder:
+            self.say(f"restoring {self.session.path.name} into {folder}")
+            self.session.open(self.session.path, template=folder)
 
     def choose_model_folder(self) -> None:
         start = str(self.session.path.parent) if self.session.path else settings().value("last_model_dir", "")

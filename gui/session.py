@@ -22,10 +22,10 @@ class _Holder:
     model = None
 
 
-def _load(holder: _Holder, path: str, checkpoint: str | None, job=None):
+def _load(holder: _Holder, path: str, checkpoint: str | None, template: str | None, job=None):
     from detscope.core.model import load_model
 
-    holder.model = load_model(path, checkpoint=checkpoint, job=job)
+    holder.model = load_model(path, checkpoint=checkpoint, template=template, job=job)
     return holder          # the future keeps the holder, not the model: the engine alone lets the model go
 
 
@@ -59,6 +59,7 @@ class ModelSession(QObject):
     checkpoint_changed = Signal(str)
     message = Signal(str)                 # a one-line status
     failed = Signal(str)                  # a one-line error
+    load_failed = Signal(str)             # the model could not be loaded (the tree still browses)
 
     def __init__(self, engine, bridge: Bridge, pool: ThreadPoolExecutor, parent=None):
         super().__init__(parent)
@@ -66,6 +67,7 @@ class ModelSession(QObject):
         self.bridge = bridge
         self.pool = pool
         self.path: Path | None = None
+        self.template: Path | None = None  # a SavedModel of the same architecture, for a bare checkpoint
         self.inventory = None
         self.loaded = None
         self.generation = 0               # bumps whenever the weights change (detections are stale)
@@ -75,10 +77,15 @@ class ModelSession(QObject):
         self._inventory_request = 0
 
     # --- opening -------------------------------------------------------------------------------
-    def open(self, path, checkpoint: str | None = None) -> None:
-        """Read the folder at once (tree) and load the model behind it (engine)."""
+    def open(self, path, checkpoint: str | None = None, template=None) -> None:
+        """Read the folder at once (tree) and load the model behind it (engine).
+
+        ``template``: a SavedModel of the same architecture to restore the checkpoint into,
+        for a checkpoint folder without one beside it.
+        """
         self.close_model()
         self.path = Path(path)
+        self.template = Path(template) if template else None
         self.generation += 1
         gen = self.generation
         self.opened.emit(self.path)
@@ -86,7 +93,8 @@ class ModelSession(QObject):
         self._read_inventory(checkpoint)
         self._holder = holder = _Holder()
         job = f"load {name}"
-        future = self.engine.submit(_load, holder, str(self.path), checkpoint, name=job)
+        future = self.engine.submit(_load, holder, str(self.path), checkpoint,
+                                    str(self.template) if self.template else None, name=job)
         self.loading = future
         self.bridge.track(f"Loading {name}", future, cancel=lambda: self.engine.cancel(future), name=job)
         self.bridge.watch(future, lambda h: self._loaded(gen, h.model), lambda e: self._load_failed(gen, e),
@@ -148,6 +156,7 @@ class ModelSession(QObject):
         self.loading = None
         line = self.bridge.report(exc, f"cannot load {self.path.name}")
         self.failed.emit(line)
+        self.load_failed.emit(line)
 
     def _load_cancelled(self, gen: int) -> None:
         if gen == self.generation:

@@ -336,3 +336,21 @@ def test_full_screen_shows_only_the_image_and_comes_back(qtbot, window):
     window.cancel_work()                       # Esc leaves full screen first
     qtbot.waitUntil(lambda: window.tree_dock.isVisible())
     assert window.menuBar().isVisible() and window.image_panel.side.isVisible()
+
+
+def test_checkpoint_without_architecture_says_so_and_restores_into_a_chosen_savedmodel(
+        qtbot, window, demo_dir, tmp_path, monkeypatch):
+    import shutil
+
+    from PySide6.QtWidgets import QFileDialog
+
+    folder = shutil.copytree(demo_dir / "training", tmp_path / "training")
+    with qtbot.waitSignal(window.session.load_failed, timeout=LOAD_TIMEOUT_MS) as failed:
+        window.open_paths([str(folder)])
+    assert "--template" in failed.args[0]
+    assert window.problems.report_item.text().startswith("Restore report: not restored")
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(demo_dir / "saved_model"))
+    with qtbot.waitSignal(window.session.model_ready, timeout=LOAD_TIMEOUT_MS) as ready:
+        window.choose_template()
+    assert ready.args[0].report.verdict == "complete"
+    assert "complete" in window.problems.report_item.text()
