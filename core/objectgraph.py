@@ -186,11 +186,7 @@ class ObjectNode:
 
     def walk(self) -> Iterator["ObjectNode"]:
         """This node and its tree descendants, depth first in stored order."""
-        stack = [self]
-        while stack:
-            node = stack.pop()
-            yield node
-            stack.extend(reversed(node.children))
+        return walk_tree(self)
 
 
 @dataclass
@@ -224,6 +220,15 @@ class ObjectGraph:
 
     def keys(self) -> list[str]:
         return list(self.by_key)
+
+
+def walk_tree(root):
+    """A node with ``children`` and its descendants, depth first in stored order (no recursion)."""
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        yield node
+        stack.extend(reversed(node.children))
 
 
 def find_by_path(graph, path: str):

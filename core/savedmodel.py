@@ -268,11 +268,8 @@ class SavedNode:
     parent: "SavedNode | None" = field(default=None, repr=False)
 
     def walk(self):
-        stack = [self]
-        while stack:
-            node = stack.pop()
-            yield node
-            stack.extend(reversed(node.children))
+        """This node and its tree descendants, depth first in stored order."""
+        return og.walk_tree(self)
 
 
 @dataclass

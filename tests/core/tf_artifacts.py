@@ -53,21 +53,30 @@ def _train_one_step(tf, model, optimizer):
     optimizer.apply_gradients(zip(grads, model.trainable_variables))
 
 
-def keras3_checkpoint(directory) -> Path:
-    """A Keras 3 (``tf.keras``) model and its Adam optimizer after one step, via ``tf.train.Checkpoint``."""
-    directory = Path(directory)
-    prefix = directory / "keras3" / "ckpt"
+def _keras_checkpoint(directory, keras_name: str, folder: str, with_optimizer: bool) -> Path:
+    """The small detector built with ``keras_name`` ("keras" or "tf_keras"), written with
+    ``tf.train.Checkpoint``: with its Adam optimizer after one training step, or alone."""
+    import importlib
+
+    prefix = Path(directory) / folder / "ckpt"
     if _done(prefix):
         return prefix
     tf = _tf()
-    import keras
-
+    keras = importlib.import_module(keras_name)
     keras.utils.set_random_seed(SEED)
     model = _small_detector_layers(keras)
+    if not with_optimizer:
+        tf.train.Checkpoint(model=model).write(str(prefix))
+        return prefix
     optimizer = keras.optimizers.Adam(1e-3)
     _train_one_step(tf, model, optimizer)
     tf.train.Checkpoint(model=model, optimizer=optimizer).write(str(prefix))
     return prefix
+
+
+def keras3_checkpoint(directory) -> Path:
+    """A Keras 3 (``tf.keras``) model and its Adam optimizer after one step, via ``tf.train.Checkpoint``."""
+    return _keras_checkpoint(directory, "keras", "keras3", with_optimizer=True)
 
 
 def keras3_model_checkpoint(directory) -> Path:
@@ -77,33 +86,12 @@ def keras3_model_checkpoint(directory) -> Path:
     with one (see :func:`keras3_checkpoint`) the shorter path through the optimizer's
     ``_trainable_variables`` list names them instead.
     """
-    prefix = Path(directory) / "keras3_model" / "ckpt"
-    if _done(prefix):
-        return prefix
-    tf = _tf()
-    import keras
-
-    keras.utils.set_random_seed(SEED)
-    model = _small_detector_layers(keras)
-    tf.train.Checkpoint(model=model).write(str(prefix))
-    return prefix
+    return _keras_checkpoint(directory, "keras", "keras3_model", with_optimizer=False)
 
 
 def tf_keras_checkpoint(directory) -> Path:
     """The same model built with ``tf_keras`` (Keras 2) and its Adam optimizer after one step."""
-    directory = Path(directory)
-    prefix = directory / "tf_keras" / "ckpt"
-    if _done(prefix):
-        return prefix
-    tf = _tf()
-    import tf_keras
-
-    tf_keras.utils.set_random_seed(SEED)
-    model = _small_detector_layers(tf_keras)
-    optimizer = tf_keras.optimizers.Adam(1e-3)
-    _train_one_step(tf, model, optimizer)
-    tf.train.Checkpoint(model=model, optimizer=optimizer).write(str(prefix))
-    return prefix
+    return _keras_checkpoint(directory, "tf_keras", "tf_keras", with_optimizer=True)
 
 
 def checkpoint_manager_folder(directory) -> Path:
