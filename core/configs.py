@@ -638,7 +638,7 @@ def check_num_classes(num_classes: int | None, label_map: "LabelMap | None", hea
             l_txt += f" ({lm_count} labels)"
     else:
         l_txt = "no label map gives the classes"
-    h_txt = (f"the class head{head_where} predicts {h} classes" if h is not None
+    h_txt = (f"the class head{head_where} predicts {h} class{'' if h == 1 else 'es'}" if h is not None
              else "the class head's size is unknown")
 
     out: list[Finding] = []

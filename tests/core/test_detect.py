@@ -254,3 +254,24 @@ def test_keras_file_with_keras_style_outputs(tmp_path, capsys):
     # Keras-style classes are 0-based; labels.txt numbers from 1: class 0 is the first label.
     assert det == [{"box": [10.0, 20.0, 50.0, 60.0], "score": pytest.approx(0.9), "class_id": 1,
                     "label": "person"}]
+
+
+def test_model_garden_style_export_end_to_end(tmp_path, capsys):
+    # Model Garden serving: input "inputs", boxes in the scaled frame, image_info, integer classes.
+    def body(inputs):
+        h = tf.cast(tf.shape(inputs)[1], tf.float32)
+        w = tf.cast(tf.shape(inputs)[2], tf.float32)
+        scale = 64.0 / tf.maximum(h, w)
+        info = tf.stack([[h, w], [h * scale, w * scale], [scale, scale], [0.0, 0.0]])[None]
+        box = tf.stack([h * 0.5, w * 0.25, h * 0.75, w * 0.5]) * scale   # ymin, xmin, ymax, xmax scaled
+        return {"detection_boxes": box[None, None], "detection_scores": tf.constant([[0.8]]),
+                "detection_classes": tf.constant([[3]], tf.int32), "num_detections": tf.constant([1], tf.int32),
+                "image_info": info}
+    model = _save_module(tmp_path / "mg", [tf.TensorSpec([1, None, None, 3], tf.uint8, name="inputs")], body)
+    (tmp_path / "mg" / "params.yaml").write_text("task:\n  model:\n    num_classes: 91\n")
+    img = tmp_path / "x.png"
+    Image.fromarray(np.zeros((100, 200, 3), np.uint8)).save(img)
+    assert cli.main(["detect", str(model), str(img), "--json", "--threshold", "0"]) == 0
+    det = json.loads(capsys.readouterr().out)["images"][0]["detections"]
+    assert det == [{"box": [50.0, 50.0, 100.0, 75.0], "score": pytest.approx(0.8), "class_id": 3,
+                    "label": "class 3"}]

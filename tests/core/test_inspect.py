@@ -237,7 +237,7 @@ def test_num_classes_checked_against_label_map_and_class_head(realdata, tmp_path
     problems = inspect_json(capsys, folder)["problems"]
     msg = [p for p in problems if "num_classes 2" in p["message"]]
     assert msg and msg[0]["severity"] == "error"
-    assert "class head in ckpt-6.index predicts 1" in msg[0]["message"]
+    assert "class head in ckpt-6.index predicts 1 class;" in msg[0]["message"]
 
 
 def test_detscope_gui_opens_the_window_without_tensorflow(demo):
