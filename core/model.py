@@ -96,15 +96,20 @@ def _label_map(mf: ModelFolder, labels: str | None, findings: list[Finding]) -> 
         return None
 
 
+def _keras_outputs(model) -> dict[str, tuple[str, tuple]]:
+    """``{name: (dtype, shape)}`` of a Keras model's outputs, named by ``model.output_names``."""
+    names = list(getattr(model, "output_names", None) or [f"output_{i}" for i in range(len(model.outputs))])
+    return {n: ("float32", tuple(None if d is None else int(d) for d in t.shape)) for n, t in zip(names, model.outputs)}
+
+
 def _keras_detector(model, label, mapping: OutputMapping | None, scale: str | None):
     """A Detector around a Keras model's ``__call__`` (outputs named by ``model.output_names``)."""
     inp = model.inputs[0]
     dtype = getattr(inp.dtype, "name", str(inp.dtype))
     shape = tuple(None if d is None else int(d) for d in inp.shape)
     image_input = find_image_input({"image": (dtype, shape)}, scale=scale or "0..1")
-    names = list(getattr(model, "output_names", None) or [f"output_{i}" for i in range(len(model.outputs))])
-    outs = {n: ("float32", tuple(None if d is None else int(d) for d in t.shape))
-            for n, t in zip(names, model.outputs)}
+    outs = _keras_outputs(model)
+    names = list(outs)
     findings: list[Finding] = []
     if mapping is None:
         mapping, findings = find_output_mapping(outs)
@@ -240,6 +245,34 @@ def _load_model(path: str | Path, *, checkpoint: str | None = None, template: st
     if warmup:
         _warm_up(loaded, job)
     return loaded
+
+
+@dataclass(frozen=True)
+class MappingTarget:
+    """What a hand-made output mapping is for: the model file or folder, the signature, its outputs."""
+
+    model_path: Path
+    signature: str
+    outputs: dict          # {output key: (dtype, shape)}
+    current: OutputMapping | None
+
+
+def mapping_target(loaded: LoadedModel) -> MappingTarget:
+    """The outputs a user can map by hand for this model (call on the engine thread).
+
+    The model path and signature are the ones :func:`load_model` looks the mapping up by.
+    """
+    from .detector import signature_io
+
+    if loaded.how == "keras":
+        path, signature, outputs = loaded.folder.keras_file, "__call__", _keras_outputs(loaded.live)
+    elif loaded.signature_name is not None:
+        path, signature = loaded.folder.path, loaded.signature_name
+        outputs = signature_io(loaded.live.signatures[signature])[1]
+    else:
+        raise UserError(f"{loaded.path.name} has no signature whose outputs could be mapped")
+    current = loaded.detector.mapping if loaded.detector is not None else load_mapping(path, signature)
+    return MappingTarget(Path(path), signature, outputs, current)
 
 
 def detect_images(engine, loaded: LoadedModel, paths):

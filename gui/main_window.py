@@ -197,6 +197,8 @@ class MainWindow(QMainWindow):
         self._action(m, "&Cancel loading", self.cancel_work, "Escape")
         self._action(m, "&Reload", self.reload_model, "Ctrl+R")
         self._action(m, "Restore into a &SavedModel…", self.choose_template, "Ctrl+T")
+        self._action(m, "&Map outputs by hand…", self.choose_output_mapping, "Ctrl+M",
+                     tip="Say which output is boxes, scores and classes when the model follows no known convention")
 
     def _connect(self) -> None:
         s = self.session
@@ -241,6 +243,26 @@ class MainWindow(QMainWindow):
         if self.session.path is not None:
             self.say(f"reloading {self.session.path}")
             self.session.open(self.session.path, template=self.session.template)
+
+    def choose_output_mapping(self) -> None:
+        """Ask the engine for the model's outputs, then let the user map them and load again."""
+        if self.session.path is None:
+            self.say("open a model first (File ▸ Open model folder)", error=True)
+            return
+        self.bridge.watch(self.session.request_mapping_target(), self._map_outputs,
+                          lambda exc: self.say(self.bridge.report(exc, "cannot map outputs"), error=True))
+
+    def _map_outputs(self, target) -> None:
+        from detscope.core.detector import save_mapping
+
+        from .output_mapping import OutputMappingDialog
+
+        dialog = OutputMappingDialog(target, self)
+        if dialog.exec() != OutputMappingDialog.DialogCode.Accepted:
+            return
+        saved = save_mapping(target.model_path, target.signature, dialog.mapping())
+        self.say(f"output mapping saved to {saved}; loading {target.model_path.name} again")
+        self.reload_model()
 
     def choose_template(self) -> None:
         """Restore the open checkpoint into a SavedModel of the same architecture that the user picks."""

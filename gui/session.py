@@ -37,6 +37,15 @@ def _switch(holder: _Holder, name: str, job=None):
     return holder.model.switch_checkpoint(name, job=job)
 
 
+def _mapping_target(holder: _Holder):
+    from detscope.core.errors import UserError
+    from detscope.core.model import mapping_target
+
+    if holder.model is None:
+        raise UserError("no model is loaded: its outputs cannot be mapped")
+    return mapping_target(holder.model)
+
+
 def _release(holder: _Holder, handed_over: list) -> None:
     """Drop the model here, on the engine thread, with the GUI's reference it handed over."""
     holder.model = None
@@ -222,6 +231,10 @@ class ModelSession(QObject):
         if self.loaded is None:
             return None
         return self.engine.submit_latest(self.loaded.detect, image, name="frame")
+
+    def request_mapping_target(self) -> Future:
+        """The loaded model's outputs and current mapping (a ``core.model.MappingTarget``), from the engine."""
+        return self.engine.submit(_mapping_target, self._holder, name="read outputs")
 
     def request_stats(self, key: str) -> Future:
         inv = self.inventory

@@ -145,3 +145,23 @@ def training_run(directory, num_classes: int = 3, variant: str = "base", checkpo
 
 def model_values(model) -> dict[str, np.ndarray]:
     return {v.name: v.numpy() for v in model.weights}
+
+
+def anonymous_outputs_export(directory) -> Path:
+    """A SavedModel whose outputs follow no convention: ``a`` is a box in pixels (x, y, w, h) of
+    the image, ``b`` its score and ``c`` a 0-based class; input ``images`` uint8 of any size."""
+    import tensorflow as tf
+
+    directory = Path(directory)
+
+    class Anonymous(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([1, None, None, 3], tf.uint8, name="images")])
+        def serve(self, images):
+            h = tf.cast(tf.shape(images)[1], tf.float32)
+            w = tf.cast(tf.shape(images)[2], tf.float32)
+            return {"a": tf.reshape(tf.stack([w * 0.25, h * 0.5, w * 0.5, h * 0.25]), [1, 1, 4]),
+                    "b": tf.constant([[0.75]]), "c": tf.constant([[1.0]])}
+
+    module = Anonymous()
+    tf.saved_model.save(module, str(directory), signatures={"serving_default": module.serve})
+    return directory

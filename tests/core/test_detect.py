@@ -184,13 +184,7 @@ def test_keras_style_padding_rows_are_dropped():
 
 
 def test_outputs_mapped_by_hand_are_saved_outside_the_model_folder(tmp_path, monkeypatch, capsys):
-    # A model with anonymous outputs: boxes in pixels (x, y, w, h) of a 0-based class.
-    def body(images):
-        h = tf.cast(tf.shape(images)[1], tf.float32)
-        w = tf.cast(tf.shape(images)[2], tf.float32)
-        return {"a": tf.reshape(tf.stack([w * 0.25, h * 0.5, w * 0.5, h * 0.25]), [1, 1, 4]),
-                "b": tf.constant([[0.75]]), "c": tf.constant([[1.0]])}
-    model = _save_module(tmp_path / "anon", [tf.TensorSpec([1, None, None, 3], tf.uint8, name="images")], body)
+    model = ma.anonymous_outputs_export(tmp_path / "anon")
     monkeypatch.setenv("DETSCOPE_DATA_DIR", str(tmp_path / "data"))
     before = sorted(p.name for p in model.rglob("*"))
     img = tmp_path / "x.png"

@@ -354,3 +354,34 @@ def test_checkpoint_without_architecture_says_so_and_restores_into_a_chosen_save
         window.choose_template()
     assert ready.args[0].report.verdict == "complete"
     assert "complete" in window.problems.report_item.text()
+
+
+def test_outputs_mapped_by_hand_in_the_window(qtbot, window, tmp_path, monkeypatch):
+    import numpy as np
+    from model_artifacts import anonymous_outputs_export
+
+    from detscope.gui.output_mapping import OutputMappingDialog
+
+    monkeypatch.setenv("DETSCOPE_DATA_DIR", str(tmp_path / "data"))
+    model = window.engine.run_sync(anonymous_outputs_export, tmp_path / "anon")
+    with qtbot.waitSignal(window.session.model_ready, timeout=LOAD_TIMEOUT_MS) as ready:
+        window.open_paths([str(model)])
+    assert ready.args[0].detector is None
+    assert any("map them by hand" in f.message for f in window.session.findings())
+
+    def answer(dialog):
+        dialog.combos["boxes"].setCurrentIndex(dialog.combos["boxes"].findData("a"))
+        dialog.combos["scores"].setCurrentIndex(dialog.combos["scores"].findData("b"))
+        dialog.combos["classes"].setCurrentIndex(dialog.combos["classes"].findData("c"))
+        dialog.layout_box.setCurrentText("xywh")
+        dialog.coordinates.setCurrentText("pixels")
+        dialog.offset.setValue(1)
+        return OutputMappingDialog.DialogCode.Accepted
+    monkeypatch.setattr(OutputMappingDialog, "exec", answer)
+    with qtbot.waitSignal(window.session.model_ready, timeout=LOAD_TIMEOUT_MS) as ready:
+        window.choose_output_mapping()
+    loaded = ready.args[0]
+    assert loaded.detector is not None and loaded.detector.mapping.convention == "user"
+    dets = window.engine.run_sync(loaded.detect, np.zeros((40, 80, 3), np.uint8))
+    assert dets.boxes.tolist() == [[20.0, 20.0, 60.0, 30.0]] and dets.class_ids.tolist() == [2]
+    assert not any(p.suffix == ".json" for p in model.rglob("*"))  # nothing written into the model folder
