@@ -40,7 +40,6 @@ def parse_args(argv):
 
 def main(argv=None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
