@@ -18,7 +18,7 @@ from .configs import ConfigError, ModelGardenParams, PipelineConfig, check_num_c
 from .folders import CheckpointRef, FolderError, ModelFolder
 from .kerasfile import KerasFileError, KerasInfo, read_keras_file
 from .labels import LabelMap, LabelMapError, read_label_map
-from .objectgraph import ObjectGraph, ObjectNode, check_object_graph, graph_from_bundle, name_tree
+from .objectgraph import ObjectGraph, ObjectNode, check_object_graph, graph_from_bundle, name_tree, walk_tree
 from .errors import UserError
 from .problems import ERROR, INFO, Finding, sort_findings
 from .savedmodel import SavedModelError, SavedModelInfo, read_saved_model
@@ -64,9 +64,8 @@ class Node:
         return child
 
     def walk(self):
-        yield self
-        for c in self.children:
-            yield from c.walk()
+        """This node and its descendants, depth first in row order."""
+        return walk_tree(self)
 
     def total(self) -> tuple[int, int]:
         """Parameters and bytes of the variables below (slots not counted as parameters)."""
@@ -130,9 +129,6 @@ class Inventory:
         if isinstance(source, Bundle):
             return tensor_stats(source, key, bins=bins)
         return array_stats(source.read(key), bins=bins)
-
-    def node_by_key(self, key: str) -> Node | None:
-        return next((n for n in self.root.walk() if n.key == key), None)
 
     def as_json(self) -> dict:
         entries = []
