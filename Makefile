@@ -25,7 +25,7 @@ run-cli: $(STAMP)
 ## test: the whole test suite, headless, plus the architecture contract (core never imports Qt)
 test: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
-	PYTHONPATH=. $(VENV)/bin/lint-imports
+	$(VENV)/bin/lint-imports
 
 bench: $(STAMP)
 	$(PY) bench/run_all.py

@@ -84,8 +84,8 @@ def in_process(model: str, sources: list[Path], count: int, repeat: int) -> None
     import tensorflow as tf
     from PIL import Image
 
-    from detscope.core.engine import Engine
-    from detscope.core.model import detect_images, load_model
+    from detscope.core.runtime.engine import Engine
+    from detscope.core.runtime.model import detect_images, load_model
 
     paths = [sources[i % len(sources)] for i in range(count)]
     engine = Engine()

@@ -128,7 +128,7 @@ def _run_until(app, condition, timeout: float) -> bool:
 def _video(images, path: Path, frames: int = 120) -> Path:
     import cv2
 
-    from detscope.core.images import load_image
+    from detscope.core.media.images import load_image
 
     size = (640, 480)
     pics = [cv2.cvtColor(cv2.resize(load_image(p), size), cv2.COLOR_RGB2BGR) for p in images]
@@ -140,7 +140,7 @@ def _video(images, path: Path, frames: int = 120) -> Path:
 
 
 def bench_stalls(app, demo: Path, scratch: Path) -> None:
-    from detscope.core.images import list_images
+    from detscope.core.media.images import list_images
     from detscope.gui.main_window import MainWindow
 
     print("2. longest GUI-thread stall (5 ms timer)")
@@ -184,7 +184,7 @@ def bench_stalls(app, demo: Path, scratch: Path) -> None:
 
 def synthetic_tree(count: int = 10_000):
     """A checkpoint-shaped tree: model -> 500 layers -> 20 variables each (with shapes and keys)."""
-    from detscope.core.inventory import Node
+    from detscope.core.browse.inventory import Node
 
     root = Node("", "group")
     ckpt = root.add(Node("Checkpoint ckpt-1", "group"))
@@ -203,7 +203,7 @@ def bench_tree(app) -> None:
     from PySide6.QtGui import QStandardItem, QStandardItemModel
     from PySide6.QtWidgets import QTreeView
 
-    from detscope.gui.model_tree import ModelTreePanel, fmt_shape, fmt_size
+    from detscope.gui.panels.model_tree import ModelTreePanel, fmt_shape, fmt_size
 
     root = synthetic_tree()
     count = sum(1 for n in root.walk() if n.kind == "variable")

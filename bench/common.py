@@ -41,4 +41,4 @@ def interleaved(cmds: dict[str, list[str]], repeat: int = 5) -> dict[str, tuple[
 
 
 def detscope_cmd(*args: str) -> list[str]:
-    return [PY, "-m", "detscope.core.cli", *args]
+    return [PY, "-m", "detscope.core.cli.main", *args]

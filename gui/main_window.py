@@ -16,19 +16,19 @@ from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import QComboBox, QDockWidget, QFileDialog, QHBoxLayout, QInputDialog, QLabel, \
     QMainWindow, QVBoxLayout, QWidget
 
-from detscope.core.engine import Engine
-from detscope.core.errors import USER_ERRORS
+from detscope.core.runtime.engine import Engine
+from detscope.core.base.errors import USER_ERRORS
 
-from . import style
-from .browser import ImageBrowser
-from .details_panel import DetailsPanel
-from .engine_bridge import Bridge, one_line
-from .image_panel import ImagePanel
-from .live import LiveController
-from .model_tree import ModelTreePanel
-from .problems_panel import ProblemsPanel
-from .session import ModelSession
-from .status import TaskStatus
+from .qt import style
+from .controllers.browser import ImageBrowser
+from .panels.details_panel import DetailsPanel
+from .qt.bridge import Bridge, one_line
+from .panels.image_panel import ImagePanel
+from .controllers.live import LiveController
+from .panels.model_tree import ModelTreePanel
+from .panels.problems_panel import ProblemsPanel
+from .controllers.session import ModelSession
+from .panels.status import TaskStatus
 
 log = logging.getLogger("detscope.gui")
 MAX_RECENT = 10
@@ -253,14 +253,14 @@ class MainWindow(QMainWindow):
                           lambda exc: self.say(self.bridge.report(exc, "cannot map outputs"), error=True))
 
     def _map_outputs(self, target) -> None:
-        from detscope.core.detector import save_mapping
+        from detscope.core.detect.mappings import save_mapping
 
-        from .output_mapping import OutputMappingDialog
+        from .panels.output_mapping import OutputMappingDialog
 
         dialog = OutputMappingDialog(target, self)
         if dialog.exec() != OutputMappingDialog.DialogCode.Accepted:
             return
-        saved = save_mapping(target.model_path, target.signature, dialog.mapping())
+        saved = save_mapping(target.key, dialog.mapping())
         self.say(f"output mapping saved to {saved}; loading {target.model_path.name} again")
         self.reload_model()
 
@@ -305,7 +305,7 @@ class MainWindow(QMainWindow):
         keep = (node.path, node.key) if node is not None else None
         self.tree.set_root(inv.root)
         params, nbytes = inv.root.total()
-        from .model_tree import fmt_bytes
+        from .panels.model_tree import fmt_bytes
 
         kind = inv.kind.replace("_", " ")
         size = f", {params:,} parameters, {fmt_bytes(nbytes)}" if params else ""
@@ -421,7 +421,7 @@ class MainWindow(QMainWindow):
         settings().setValue("threshold", self.image_panel.threshold)
 
     def _default_save_dir(self) -> str:
-        from detscope.core.paths import data_dir
+        from detscope.core.base.paths import data_dir
 
         saved = settings().value("save_dir", "")
         return saved or str(data_dir() / "images")
@@ -439,7 +439,7 @@ class MainWindow(QMainWindow):
             self.save_annotated_to(path, image)
 
     def save_annotated_to(self, path, image=None) -> Path | None:
-        from detscope.core.sources import check_outside
+        from detscope.core.media.snapshots import check_outside
 
         image = self.image_panel.annotated() if image is None else image
         path = Path(path)
@@ -448,7 +448,7 @@ class MainWindow(QMainWindow):
         try:
             check_outside(path.parent, self.session.path)
             path.parent.mkdir(parents=True, exist_ok=True)
-            from .image_view import to_qimage
+            from .panels.image_view import to_qimage
 
             if not to_qimage(image).save(str(path)):
                 raise OSError(f"cannot write {path.name} (is the folder writable?)")
@@ -464,14 +464,14 @@ class MainWindow(QMainWindow):
         if image is None:
             self.say("no image to copy")
             return
-        from .image_view import to_qimage
+        from .panels.image_view import to_qimage
 
         QGuiApplication.clipboard().setImage(to_qimage(image))
         self.say("annotated image copied to the clipboard")
 
     # --- live sources -------------------------------------------------------------------------
     def open_source(self, target) -> None:
-        from detscope.core.sources import SourceError, VideoSource
+        from detscope.core.media.sources import SourceError, VideoSource
 
         try:
             source = VideoSource(target)
@@ -528,7 +528,7 @@ class MainWindow(QMainWindow):
             self.say(one_line(exc), error=True)
 
     def _live_state(self, state: str, error: str) -> None:
-        from detscope.core.sources import ENDED, ERROR, OPENING, RUNNING
+        from detscope.core.media.sources import ENDED, ERROR, OPENING, RUNNING
 
         source = self.live.source
         name = source.name if source is not None else "source"
@@ -550,7 +550,7 @@ class MainWindow(QMainWindow):
         self.live.retry()
 
     def snapshot_dir(self) -> Path:
-        from detscope.core.paths import data_dir
+        from detscope.core.base.paths import data_dir
 
         saved = settings().value("snapshot_dir", "")
         return Path(saved) if saved else data_dir() / "snapshots"
@@ -558,7 +558,7 @@ class MainWindow(QMainWindow):
     def choose_snapshot_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Snapshot folder", str(self.snapshot_dir()))
         if folder:
-            from detscope.core.sources import SourceError, check_outside
+            from detscope.core.media.snapshots import SourceError, check_outside
 
             try:
                 check_outside(Path(folder), self.session.path)
@@ -570,7 +570,7 @@ class MainWindow(QMainWindow):
 
     def snapshot(self) -> list[Path]:
         """Save what is on screen: the frame, the frame with boxes, and the shown detections as JSON."""
-        from detscope.core.sources import save_snapshot
+        from detscope.core.media.snapshots import save_snapshot
 
         panel = self.image_panel
         if panel.image is None:
@@ -623,7 +623,7 @@ class MainWindow(QMainWindow):
     # --- command line, drops ---------------------------------------------------------------
     def open_paths(self, paths) -> None:
         """Whatever a command line or a drop names: a model, images and folders of images, a video."""
-        from detscope.core.sources import SourceError, classify_paths
+        from detscope.core.app.open_request import SourceError, classify_paths
 
         try:
             request = classify_paths(paths)

@@ -77,7 +77,7 @@ def _video_from(images, path: Path) -> Path:
     import cv2
     import numpy as np
 
-    from detscope.core.images import load_image
+    from detscope.core.media.images import load_image
 
     size = (640, 480)
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, size)
@@ -95,7 +95,7 @@ def render(demo: Path, out: Path) -> None:
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
-    from detscope.core.images import list_images
+    from detscope.core.media.images import list_images
 
     scratch = Path(tempfile.mkdtemp(prefix="detscope-shots-"))
     # Screenshots start from a fresh window: no stored geometry, recent models or threshold.

@@ -18,12 +18,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import tensorflow as tf  # noqa: E402
 from tensorflow.core.protobuf import tensor_bundle_pb2  # noqa: E402
 
-from detscope.core import bundle as bundle_mod  # noqa: E402
-from detscope.core import dtypes, protos  # noqa: E402
-from detscope.core.bundle import (  # noqa: E402
-    Bundle, BundleError, ChecksumError, Entry, MissingShardError,
-    decode_tensor_name_slice, encode_tensor_name_slice, mask_crc, table_items, unmask_crc,
-)
+from detscope.core.formats import bundle as bundle_mod  # noqa: E402
+from detscope.core.formats import dtypes, protos  # noqa: E402
+from detscope.core.formats.bundle import Bundle, BundleError, ChecksumError, Entry, MissingShardError, decode_tensor_name_slice, encode_tensor_name_slice, mask_crc, table_items, unmask_crc
 
 try:  # tests/core as a package, or as a plain folder on sys.path (pytest's default)
     from . import tf_artifacts  # noqa: E402

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from detscope.core.configs import (ConfigError, ModelGardenParams, PipelineConfig, as_list, check_num_classes,
-                                   get_path, parse_text_proto, pipeline_config_from_text, read_params_yaml,
-                                   read_pipeline_config)
-from detscope.core.labels import LabelItem, LabelMap, read_label_map
-from detscope.core.problems import ERROR, INFO, WARNING
+from detscope.core.browse.checks import check_num_classes
+from detscope.core.formats.configs import ConfigError, ModelGardenParams, PipelineConfig, pipeline_config_from_text, read_params_yaml, read_pipeline_config
+from detscope.core.formats.textproto import TextFormatError, as_list, get_path, parse_text_proto
+from detscope.core.formats.labels import LabelItem, LabelMap, read_label_map
+from detscope.core.base.findings import ERROR, INFO, WARNING
 
 RUN = "car-ssd-fpnlite-training/models/my_ssd_mobnet/pipeline.config"
 ZOO = "car-ssd-fpnlite-training/pre-trained-models/ssd_mobilenet_v2_fpnlite_320x320_coco17_tpu-8/pipeline.config"
@@ -150,7 +150,7 @@ outer {
     ("a: @", "line 1, column 4"),
 ])
 def test_text_proto_syntax_errors(text, where):
-    with pytest.raises(ConfigError) as info:
+    with pytest.raises(TextFormatError) as info:
         parse_text_proto(text, source="pipeline.config")
     msg = str(info.value)
     assert msg.startswith(f"pipeline.config: {where}: "), msg

@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from detscope.core import cli
-from detscope.core.engine import Engine
-from detscope.core.images import list_images, load_image
-from detscope.core.model import load_model
+from detscope.core.cli import main as cli
+from detscope.core.runtime.engine import Engine
+from detscope.core.media.images import list_images, load_image
+from detscope.core.runtime.model import load_model
 
 tf = pytest.importorskip("tensorflow")
 

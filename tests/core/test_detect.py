@@ -9,10 +9,10 @@ import pytest
 from PIL import Image
 
 import model_artifacts as ma
-from detscope.core import cli
-from detscope.core.detector import OutputMapping, decode, find_image_input, find_output_mapping
-from detscope.core.engine import Engine
-from detscope.core.model import load_model
+from detscope.core.cli import main as cli
+from detscope.core.detect.conventions import OutputMapping, decode, find_image_input, find_output_mapping
+from detscope.core.runtime.engine import Engine
+from detscope.core.runtime.model import load_model
 
 tf = pytest.importorskip("tensorflow")
 

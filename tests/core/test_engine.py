@@ -7,7 +7,7 @@ from concurrent.futures import CancelledError
 
 import pytest
 
-from detscope.core.engine import Cancelled, Engine
+from detscope.core.runtime.engine import Cancelled, Engine
 
 
 @pytest.fixture

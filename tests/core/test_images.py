@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from detscope.core.images import ImageError, list_images, load_image
+from detscope.core.media.images import ImageError, list_images, load_image
 
 
 def test_exif_orientation_is_applied(tmp_path):

@@ -12,7 +12,8 @@ import pytest
 
 import model_artifacts as ma
 import tf_artifacts as ta
-from detscope.core import cli, folders
+from detscope.core.cli import main as cli
+from detscope.core.browse import folders
 
 tf = pytest.importorskip("tensorflow")
 
@@ -43,7 +44,7 @@ def run(art):
 
 
 def test_importing_core_loads_neither_tensorflow_nor_qt():
-    code = ("import sys, detscope.core.cli, detscope.core.inventory, detscope.core.model, detscope.core.engine;"
+    code = ("import sys, detscope.core.cli.main, detscope.core.browse.inventory, detscope.core.runtime.model, detscope.core.runtime.engine;"
             "bad = [m for m in ('tensorflow', 'PySide6', 'keras', 'tf_keras') if m in sys.modules];"
             "print(bad); sys.exit(1 if bad else 0)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
@@ -185,7 +186,7 @@ def test_empty_unrelated_and_absent_paths_exit_2(tmp_path, capsys):
 
 
 def test_cli_as_a_process_has_no_traceback(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "detscope.core.cli", "inspect", str(tmp_path / "x")],
+    proc = subprocess.run([sys.executable, "-m", "detscope.core.cli.main", "inspect", str(tmp_path / "x")],
                           capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr
@@ -221,7 +222,7 @@ def test_real_keras2_h5(realdata, capsys):
 
 
 def test_num_classes_checked_against_label_map_and_class_head(realdata, tmp_path, capsys):
-    from detscope.core.inventory import build_inventory, head_classes
+    from detscope.core.browse.inventory import build_inventory, head_classes
 
     src = realdata / "car-ssd-fpnlite-training" / "models" / "my_ssd_mobnet"
     inv = build_inventory(src)
@@ -244,7 +245,7 @@ def test_detscope_gui_opens_the_window_without_tensorflow(demo):
     import os
 
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
-    proc = subprocess.run([sys.executable, "-m", "detscope.core.cli", "gui", str(demo), "--exit-when-shown"],
+    proc = subprocess.run([sys.executable, "-m", "detscope.core.cli.main", "gui", str(demo), "--exit-when-shown"],
                           capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "window-shown" in proc.stdout and "tensorflow=False" in proc.stdout

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from detscope.core.labels import LabelItem, LabelMap, LabelMapError, label_map_from_names, read_label_map
-from detscope.core.problems import ERROR, INFO, WARNING
+from detscope.core.formats.labels import LabelItem, LabelMap, LabelMapError, label_map_from_names, read_label_map
+from detscope.core.base.findings import ERROR, INFO, WARNING
 
 
 

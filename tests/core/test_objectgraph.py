@@ -10,8 +10,9 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from detscope.core import objectgraph as og  # noqa: E402
-from detscope.core.problems import INFO, WARNING  # noqa: E402
+from detscope.core.browse import checks  # noqa: E402
+from detscope.core.formats import objectgraph as og  # noqa: E402
+from detscope.core.base.findings import INFO, WARNING  # noqa: E402
 
 tf = pytest.importorskip("tensorflow")
 
@@ -289,7 +290,7 @@ def test_keras3_keys_model_weights_under_optimizer(ckpts):
     assert groups[og.OBJECT_GRAPH_KEY] == og.OBJECT_GRAPH
     assert sum(g == og.MODEL for g in groups.values()) == len(b.model.weights)
 
-    findings = og.check_object_graph(b.graph, b.keys, file=b.prefix)
+    findings = checks.check_object_graph(b.graph, b.keys, file=b.prefix)
     assert [f.severity for f in findings] == [INFO]
     assert "keyed under the optimizer" in findings[0].message
     assert findings[0].node == "optimizer/_trainable_variables/0"
@@ -297,13 +298,13 @@ def test_keras3_keys_model_weights_under_optimizer(ckpts):
     # Sequential: not one model/ key at all.
     seq = ckpts["k3seq"]
     assert not [k for k in seq.keys if k.startswith("model/")]
-    assert [f.severity for f in og.check_object_graph(seq.graph, seq.keys)] == [INFO]
+    assert [f.severity for f in checks.check_object_graph(seq.graph, seq.keys)] == [INFO]
 
 
 def test_keras3_subclassed_model_keeps_model_keys(ckpts):
     b = ckpts["k3sub"]
     assert "model/body/_kernel/.ATTRIBUTES/VARIABLE_VALUE" in b.keys
-    assert og.check_object_graph(b.graph, b.keys) == []
+    assert checks.check_object_graph(b.graph, b.keys) == []
 
 
 def test_tf_keras_keys_model_weights_under_model(ckpts):
@@ -312,7 +313,7 @@ def test_tf_keras_keys_model_weights_under_model(ckpts):
         groups = og.classify_keys(b.keys, b.graph)
         model_keys = sorted(k for k, g in groups.items() if g == og.MODEL)
         assert model_keys and all(k.startswith("model/layer_with_weights-") for k in model_keys)
-        assert og.check_object_graph(b.graph, b.keys) == []
+        assert checks.check_object_graph(b.graph, b.keys) == []
     assert "model/layer_with_weights-0/kernel/.ATTRIBUTES/VARIABLE_VALUE" in ckpts["tfk"].keys
     assert "optimizer/_variables/1/.ATTRIBUTES/VARIABLE_VALUE" in ckpts["tfk"].keys
     # Name-only classification agrees with the graph where the names carry the slot.
@@ -325,7 +326,7 @@ def test_keras3_optimizer_only_checkpoint_is_flagged_and_really_loses_weights(ck
 
     b = ckpts["k3optonly"]
     assert [c.name for c in b.graph.root.children] == ["optimizer", "save_counter"]
-    findings = og.check_object_graph(b.graph, b.keys, file=b.prefix)
+    findings = checks.check_object_graph(b.graph, b.keys, file=b.prefix)
     assert [f.severity for f in findings] == [WARNING]
     message = findings[0].message
     assert "reachable only through the optimizer" in message
@@ -364,7 +365,7 @@ def test_check_reports_index_and_graph_disagreements(ckpts):
     b = ckpts["tfk"]
     keys = set(b.keys)
     dropped = "model/layer_with_weights-0/kernel/.ATTRIBUTES/VARIABLE_VALUE"
-    findings = og.check_object_graph(b.graph, (keys - {dropped}) | {"stray/.ATTRIBUTES/VARIABLE_VALUE"})
+    findings = checks.check_object_graph(b.graph, (keys - {dropped}) | {"stray/.ATTRIBUTES/VARIABLE_VALUE"})
     by_severity = {f.severity: f for f in findings}
     assert dropped in by_severity["error"].message
     assert by_severity["error"].node == "model/layer_with_weights-0/kernel"
@@ -428,7 +429,7 @@ def test_name_tree_of_tf2_keys_matches_object_graph(ckpts):
     k3 = ckpts["k3"]
     names_only = og.classify_keys(k3.keys)
     assert names_only["optimizer/_trainable_variables/3/.ATTRIBUTES/VARIABLE_VALUE"] == og.MODEL
-    findings = og.check_object_graph(og.graph_from_keys(k3.keys))
+    findings = checks.check_object_graph(og.graph_from_keys(k3.keys))
     assert [f.severity for f in findings] == [INFO]
 
 
@@ -477,7 +478,7 @@ def test_real_run_name_tree(step):
     box = graph.find("model/_box_predictor/_base_tower_layers_for_heads/box_encodings/0/1/gamma")
     assert box is not None and box.is_variable
     assert (len(box.slots) == 1) == (step > 1)
-    assert og.check_object_graph(graph) == []
+    assert checks.check_object_graph(graph) == []
 
 
 def test_real_zoo_savedmodel_variables_name_tree():
@@ -533,7 +534,7 @@ def test_parse_speed_of_a_large_graph():
 
 @pytest.mark.parametrize("name", ["k3", "tfklegacy", "module"])
 def test_graph_from_bundle_equals_tensorflows_bytes(ckpts, name):
-    from detscope.core.bundle import Bundle
+    from detscope.core.formats.bundle import Bundle
 
     b = ckpts[name]
     bundle = Bundle(b.prefix)
@@ -541,12 +542,12 @@ def test_graph_from_bundle_equals_tensorflows_bytes(ckpts, name):
     graph = og.graph_from_bundle(bundle)
     assert not graph.from_names
     assert [(n.path, n.aliases, n.slots) for n in graph.nodes] == [(n.path, n.aliases, n.slots) for n in b.graph.nodes]
-    assert og.check_object_graph(graph, bundle.entries) == og.check_object_graph(b.graph, b.keys)
+    assert checks.check_object_graph(graph, bundle.entries) == checks.check_object_graph(b.graph, b.keys)
 
 
 def test_graph_from_bundle_without_data_shard_falls_back_to_names():
     _need_realdata()
-    from detscope.core.bundle import Bundle
+    from detscope.core.formats.bundle import Bundle
 
     bundle = Bundle(str(CAR_RUN / "ckpt-6"))
     graph = og.graph_from_bundle(bundle)

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 import model_artifacts as ma
-from detscope.core import cli
-from detscope.core.engine import Engine
-from detscope.core.model import load_model
+from detscope.core.cli import main as cli
+from detscope.core.runtime.engine import Engine
+from detscope.core.runtime.model import load_model
 
 tf = pytest.importorskip("tensorflow")
 

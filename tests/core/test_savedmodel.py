@@ -12,9 +12,9 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from detscope.core import dtypes  # noqa: E402
-from detscope.core import objectgraph as og  # noqa: E402
-from detscope.core import savedmodel as sm  # noqa: E402
+from detscope.core.formats import dtypes  # noqa: E402
+from detscope.core.formats import objectgraph as og  # noqa: E402
+from detscope.core.formats import savedmodel as sm  # noqa: E402
 
 tf = pytest.importorskip("tensorflow")
 
@@ -472,7 +472,7 @@ def test_large_keras_saved_model(artifacts):
 
 
 def test_variable_keys_from_bundle(artifacts):
-    from detscope.core.bundle import Bundle
+    from detscope.core.formats.bundle import Bundle
 
     folder = artifacts["tf_keras"]
     meta = sm.read_saved_model(folder).meta_graph()

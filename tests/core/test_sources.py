@@ -9,10 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from detscope.core import sources
-from detscope.core.detections import Detections
-from detscope.core.sources import ENDED, ERROR, PAUSED, RUNNING, STOPPED, FrameSource, ImageFolderSource, \
-    SourceError, VideoSource, classify_paths, save_snapshot
+from detscope.core.media import sources
+from detscope.core.detect.detections import Detections
+from detscope.core.app.open_request import classify_paths
+from detscope.core.media.snapshots import save_snapshot
+from detscope.core.media.sources import ENDED, ERROR, PAUSED, RUNNING, STOPPED, FrameSource, ImageFolderSource, SourceError, VideoSource
 
 FRAMES = 12
 

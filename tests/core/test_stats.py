@@ -14,8 +14,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import tensorflow as tf  # noqa: E402
 
-from detscope.core.bundle import Bundle, BundleError  # noqa: E402
-from detscope.core.stats import TensorStats, array_stats, tensor_stats  # noqa: E402
+from detscope.core.formats.bundle import Bundle, BundleError  # noqa: E402
+from detscope.core.browse.stats import TensorStats, array_stats, tensor_stats  # noqa: E402
 
 try:  # tests/core as a package, or as a plain folder on sys.path (pytest's default)
     from . import tf_artifacts  # noqa: E402

@@ -5,8 +5,8 @@ from __future__ import annotations
 from PySide6.QtCore import QModelIndex, Qt
 from PySide6.QtGui import QGuiApplication
 
-from detscope.core.inventory import Node
-from detscope.gui.model_tree import NAME, SIZE, ModelTreePanel, NodeModel, TreeFilter
+from detscope.core.browse.inventory import Node
+from detscope.gui.panels.model_tree import NAME, SIZE, ModelTreePanel, NodeModel, TreeFilter
 
 
 def synthetic_tree(layers: int = 4, per_layer: int = 3) -> Node:

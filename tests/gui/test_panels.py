@@ -7,14 +7,14 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QGraphicsItem
 
-from detscope.core.detections import Detections
-from detscope.core.problems import ERROR, WARNING, Finding
-from detscope.core.objectgraph import MODEL, SLOT
-from detscope.core.restore import Mismatch, Missing, RestoreReport, Unused
-from detscope.gui.details_panel import Histogram
-from detscope.gui.engine_bridge import Bridge, one_line
-from detscope.gui.image_panel import ImagePanel
-from detscope.gui.problems_panel import ProblemsPanel
+from detscope.core.detect.detections import Detections
+from detscope.core.base.findings import ERROR, WARNING, Finding
+from detscope.core.formats.objectgraph import MODEL, SLOT
+from detscope.core.runtime.report import Mismatch, Missing, RestoreReport, Unused
+from detscope.gui.panels.details_panel import Histogram
+from detscope.gui.qt.bridge import Bridge, one_line
+from detscope.gui.panels.image_panel import ImagePanel
+from detscope.gui.panels.problems_panel import ProblemsPanel
 
 
 def detections() -> Detections:
@@ -120,7 +120,7 @@ def test_histogram_draws_bars(qtbot):
 
 
 def test_errors_become_one_line():
-    from detscope.core.bundle import MissingShardError
+    from detscope.core.formats.bundle import MissingShardError
 
     assert one_line(MissingShardError("ckpt-1.data-00000-of-00001 is missing; names and shapes are still "
                                       "browsable", "x")) .startswith("ckpt-1.data")

@@ -19,10 +19,10 @@ from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 from PySide6.QtWidgets import QApplication
 
-from detscope.core.images import list_images, load_image
-from detscope.core.problems import WARNING, Finding
-from detscope.core.sources import ERROR
-from detscope.gui.problems_panel import PAYLOAD
+from detscope.core.media.images import list_images, load_image
+from detscope.core.base.findings import WARNING, Finding
+from detscope.core.media.sources import ERROR
+from detscope.gui.panels.problems_panel import PAYLOAD
 
 from gui_helpers import LOAD_TIMEOUT_MS, boxes_of, copy_checkpoint_folder, frames_video, no_stray_threads, \
     run_on_engine, wait_loaded
@@ -360,7 +360,7 @@ def test_outputs_mapped_by_hand_in_the_window(qtbot, window, tmp_path, monkeypat
     import numpy as np
     from model_artifacts import anonymous_outputs_export
 
-    from detscope.gui.output_mapping import OutputMappingDialog
+    from detscope.gui.panels.output_mapping import OutputMappingDialog
 
     monkeypatch.setenv("DETSCOPE_DATA_DIR", str(tmp_path / "data"))
     model = window.engine.run_sync(anonymous_outputs_export, tmp_path / "anon")

@@ -1,0 +1,27 @@
+"""How shapes, byte sizes and counts are written, the same on the command line and in the window."""
+
+from __future__ import annotations
+
+
+def fmt_shape(shape) -> str:
+    """``[1, ?, ?, 3]``; an unknown rank is the empty string."""
+    if shape is None:
+        return ""
+    return "[" + ", ".join("?" if d is None or d == -1 else str(d) for d in shape) + "]"
+
+
+def fmt_bytes(n: int | None) -> str:
+    """``512 B``, ``1.5 KB``, ``3.2 MB``; the empty string for an unknown size."""
+    if n is None:
+        return ""
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
+
+
+def plural(n: int, one: str, many: str | None = None) -> str:
+    """``1 value``, ``3 values``."""
+    return f"{n} {one if n == 1 else (many or one + 's')}"

@@ -1,0 +1,493 @@
+"""The browsable inventory of a model folder: one tree type, built without TensorFlow.
+
+``build_inventory(path)`` recognises the folder, reads its checkpoint index, object
+graph, SavedModel, configs and label map, and returns an :class:`Inventory` whose
+``root`` is a tree of :class:`Node` (the GUI's tree model and the CLI's text tree
+both read it) plus the flat facts ``inspect --json`` prints.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import folders
+from ..formats.bundle import Bundle, BundleError, Entry
+from ..formats.configs import ConfigError, ModelGardenParams, PipelineConfig, read_params_yaml, read_pipeline_config
+from .checks import check_num_classes, check_object_graph
+from .folders import CheckpointRef, ModelFolder
+from ..formats.kerasfile import KerasFileError, KerasInfo, read_keras_file
+from ..formats.labels import LabelMap, LabelMapError, read_label_map
+from ..formats.objectgraph import ObjectGraph, ObjectNode, graph_from_bundle, name_tree, walk_tree
+from ..base.errors import UserError
+from ..base.findings import ERROR, INFO, Finding, sort_findings
+from ..formats.savedmodel import SavedModelError, SavedModelInfo, read_saved_model
+
+OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
+STEP_KEYS = ("step/.ATTRIBUTES/VARIABLE_VALUE", "global_step/.ATTRIBUTES/VARIABLE_VALUE", "global_step",
+             "optimizer/iter/.ATTRIBUTES/VARIABLE_VALUE", "optimizer/iterations/.ATTRIBUTES/VARIABLE_VALUE")
+
+# Node kinds.
+GROUP, OBJECT, VARIABLE, SLOT, VALUE = "group", "object", "variable", "slot", "value"
+SIGNATURE, INPUT, OUTPUT, FACT, LABEL, FINDING = "signature", "input", "output", "fact", "label", "finding"
+
+
+@dataclass(eq=False)
+class Node:
+    """One row of the tree. ``path`` is unique in its tree; ``key`` names the bundle entry behind a value."""
+
+    name: str
+    kind: str
+    shape: tuple | None = None
+    dtype: str | None = None
+    params: int | None = None       # number of elements (variables) or of parameters below (groups)
+    nbytes: int | None = None
+    key: str | None = None
+    detail: str = ""
+    children: list["Node"] = field(default_factory=list)
+    parent: "Node | None" = field(default=None, repr=False)
+    row: int = 0
+    path: str = ""
+
+    def add(self, child: "Node") -> "Node":
+        child.parent = self
+        child.row = len(self.children)
+        child.path = f"{self.path}/{child.name}" if self.path else child.name
+        self.children.append(child)
+        return child
+
+    def insert(self, index: int, child: "Node") -> "Node":
+        self.add(child)
+        self.children.insert(index, self.children.pop())
+        for row, c in enumerate(self.children):
+            c.row = row
+        return child
+
+    def walk(self):
+        """This node and its descendants, depth first in row order."""
+        return walk_tree(self)
+
+    def total(self) -> tuple[int, int]:
+        """Parameters and bytes of the variables below (slots not counted as parameters)."""
+        params = nbytes = 0
+        for n in self.walk():
+            if n.kind == VARIABLE and n.params is not None:
+                params += n.params
+            if n.kind in (VARIABLE, SLOT, VALUE) and n.nbytes is not None:
+                nbytes += n.nbytes
+        return params, nbytes
+
+
+@dataclass
+class CheckpointSummary:
+    prefix: str
+    name: str
+    number: int | None
+    step: int | None
+    entries: int | None
+
+    def as_json(self) -> dict:
+        return {"prefix": self.prefix, "step": self.step, "entries": self.entries}
+
+
+@dataclass
+class Inventory:
+    folder: ModelFolder
+    root: Node
+    checkpoint: CheckpointRef | None = None
+    bundle: Bundle | None = None
+    checkpoints: list[CheckpointSummary] = field(default_factory=list)
+    saved_model: SavedModelInfo | None = None
+    label_map: LabelMap | None = None
+    pipeline: PipelineConfig | None = None
+    params: ModelGardenParams | None = None
+    keras: KerasInfo | None = None
+    object_graph: ObjectGraph | None = None
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def kind(self) -> str:
+        return self.folder.kind
+
+    def entries(self) -> list[Entry]:
+        return list(self.bundle.entries.values()) if self.bundle else []
+
+    def value_source(self, key: str):
+        """The reader holding ``key`` (a Bundle or a Keras file); UserError when no entry has that name."""
+        if self.bundle is not None and key in self.bundle.entries:
+            return self.bundle
+        if self.keras is not None and any(w.key == key for w in self.keras.weights):
+            return self.keras
+        where = self.checkpoint.index.name if self.checkpoint else self.folder.path
+        raise UserError(f"{where} has no entry {key!r}")
+
+    def tensor_stats(self, key: str, bins: int = 64):
+        """Statistics of one value, streamed from disk for checkpoint entries."""
+        from .stats import array_stats, tensor_stats  # NumPy is loaded only when values are looked at
+
+        source = self.value_source(key)
+        if isinstance(source, Bundle):
+            return tensor_stats(source, key, bins=bins)
+        return array_stats(source.read(key), bins=bins)
+
+    def as_json(self) -> dict:
+        entries = []
+        if self.bundle is not None:
+            entries = [{"key": e.key, "dtype": e.dtype_name, "shape": list(e.shape), "bytes": e.size}
+                       for e in self.bundle.entries.values()]
+        elif self.keras is not None:
+            entries = [{"key": w.key, "dtype": w.dtype, "shape": list(w.shape), "bytes": w.nbytes}
+                       for w in self.keras.weights]
+        signatures = []
+        if self.saved_model is not None and self.saved_model.meta_graphs:
+            for sig in self.saved_model.meta_graph().signatures:
+                signatures.append({
+                    "name": sig.name, "method": sig.method,
+                    "inputs": [_spec_json(s) for s in sig.inputs],
+                    "outputs": [_spec_json(s) for s in sig.outputs],
+                })
+        return {
+            "path": str(self.folder.path),
+            "kind": self.folder.kind,
+            "checkpoints": [c.as_json() for c in self.checkpoints],
+            "entries": entries,
+            "signatures": signatures,
+            "label_map": self.label_map.as_json() if self.label_map is not None else None,
+            "problems": [f.as_json() for f in self.findings],
+        }
+
+
+def _spec_json(spec) -> dict:
+    return {"name": spec.key, "dtype": spec.dtype, "shape": list(spec.shape) if spec.shape is not None else None}
+
+
+_INT_DTYPES = {3: 4, 9: 8}  # int32, int64: byte widths
+
+
+def read_step(bundle: Bundle) -> int | None:
+    """The training step stored in a checkpoint, when its value is readable (a little-endian scalar)."""
+    for key in STEP_KEYS:
+        entry = bundle.entries.get(key)
+        if entry is not None:
+            width = _INT_DTYPES.get(entry.dtype)
+            if width is None or entry.shape not in ((), (1,)) or entry.size != width:
+                return None
+            try:
+                raw = bundle.read_raw(key)
+            except BundleError:
+                return None
+            return int.from_bytes(raw, "big" if bundle.endianness == 1 else "little", signed=True)
+    return None
+
+
+# --- building the tree ------------------------------------------------------------------------
+
+def _entry_node(name: str, kind: str, entry: Entry | None, key: str | None = None) -> Node:
+    if entry is None:
+        return Node(name, kind, key=key, detail="not in this checkpoint")
+    return Node(name, kind, shape=entry.shape, dtype=entry.dtype_name, params=entry.num_elements,
+                nbytes=entry.size, key=entry.key)
+
+
+# Edges that only list objects owned elsewhere: the tree shows an object under its named owner
+# (``class_head/kernel``), not under such a list (``variables/7``); and model values under the model,
+# not under the optimizer that also reaches them (Keras 3 keys them ``optimizer/_trainable_variables/N``).
+LIST_EDGES = frozenset({"variables", "trainable_variables", "non_trainable_variables", "_variables",
+                        "_trainable_variables", "_all_variables", "keras_api", "weights"})
+OPTIMIZER_EDGES = frozenset({"optimizer", "_optimizer"})
+
+
+def display_children(graph: ObjectGraph) -> dict[int, list[tuple[str, ObjectNode]]]:
+    """Where each object shows in the tree: ``{parent node id: [(edge name, node)]}``.
+
+    A breadth-first walk that first avoids list edges and the root's optimizer, then
+    places whatever only those reach. Slot variables are shown under their variable.
+    """
+    children: dict[int, list[tuple[str, ObjectNode]]] = {}
+    placed = {graph.root.node_id}
+    for relaxed in (False, True):
+        visited = {graph.root.node_id}
+        frontier = [graph.root]
+        while frontier:
+            nxt = []
+            for node in frontier:
+                edges = [(c.name, c) for c in node.children] + \
+                        [(link.name, graph.nodes[link.node_id]) for link in node.links]
+                for name, child in edges:
+                    if child.node_id in visited:
+                        continue
+                    if not relaxed and (name in LIST_EDGES or (node is graph.root and name in OPTIMIZER_EDGES)):
+                        continue
+                    visited.add(child.node_id)
+                    nxt.append(child)
+                    if child.node_id not in placed and child.slot_of is None:
+                        placed.add(child.node_id)
+                        children.setdefault(node.node_id, []).append((name, child))
+            frontier = nxt
+    return children
+
+
+def _object_subtree(parent: Node, obj: ObjectNode, bundle: Bundle, seen: set[str],
+                    shown: dict[int, list[tuple[str, ObjectNode]]]) -> None:
+    """Objects become rows; a variable's optimizer slots become rows under it."""
+    for name, child in shown.get(obj.node_id, []):
+        key = child.value_key
+        if child.is_variable:
+            node = parent.add(_entry_node(name, VARIABLE if child.model_path is not None else VALUE,
+                                          bundle.entries.get(key), key))
+        else:
+            node = parent.add(Node(name, OBJECT))
+        for a in child.attributes:
+            if a.checkpoint_key == key:
+                continue
+            node.add(_entry_node(a.name, VALUE, bundle.entries.get(a.checkpoint_key), a.checkpoint_key))
+        seen.update(a.checkpoint_key for a in child.attributes)
+        for slot in child.slots:
+            slot_node = node.add(_entry_node(f"{slot.slot_name} ({slot.optimizer_path})" if slot.optimizer_path
+                                             else slot.slot_name, SLOT, bundle.entries.get(slot.checkpoint_key),
+                                             slot.checkpoint_key))
+            slot_node.detail = "optimizer slot"
+            seen.add(slot.checkpoint_key)
+        if key is not None and node.path.split("/", 1)[-1] != child.path:
+            node.detail = f"key {child.path}"
+        _object_subtree(node, child, bundle, seen, shown)
+
+
+def _prune_empty(node: Node) -> None:
+    """Drop objects that hold no value anywhere below them (functions, empty lists, traces)."""
+    for child in node.children:
+        _prune_empty(child)
+    node.children = [c for c in node.children if c.kind != OBJECT or c.children]
+    for row, c in enumerate(node.children):
+        c.row = row
+
+
+def _fill_group_totals(node: Node) -> tuple[int, int]:
+    """Give every group and object the parameters and bytes below it, in one pass; return them."""
+    if node.kind == VARIABLE:
+        own = (node.params or 0, node.nbytes or 0)
+    elif node.kind in (SLOT, VALUE):
+        own = (0, node.nbytes or 0)
+    else:
+        own = (0, 0)
+    params, nbytes = own
+    for child in node.children:
+        p, b = _fill_group_totals(child)
+        params += p
+        nbytes += b
+    if node.kind in (GROUP, OBJECT) and node.children:
+        node.params = params or None
+        node.nbytes = nbytes or None
+    return params, nbytes
+
+
+def _checkpoint_tree(inv: Inventory, title: str) -> None:
+    bundle = inv.bundle
+    detail = f"{inv.checkpoint.name} ({inv.checkpoint.prefix})" if inv.checkpoint else ""
+    group = inv.root.add(Node(title, GROUP, detail=detail))
+    graph = graph_from_bundle(bundle)
+    inv.object_graph = graph
+    if graph.unreadable:
+        inv.findings.append(Finding(ERROR, f"the object graph cannot be decoded ({graph.unreadable}); the tree "
+                                           "below is rebuilt from key names", str(bundle.index_path)))
+    elif graph.from_names and OBJECT_GRAPH_KEY in bundle.entries:
+        inv.findings.append(Finding(INFO, "the object graph is in a data shard that cannot be read; the tree "
+                                          "below is rebuilt from key names", str(bundle.index_path)))
+    seen: set[str] = {OBJECT_GRAPH_KEY}
+    _object_subtree(group, graph.root, bundle, seen, display_children(graph))
+    _prune_empty(group)
+    inv.findings.extend(check_object_graph(graph, bundle.entries, file=str(bundle.index_path)))
+    rest = [k for k in bundle.entries if k not in seen]
+    if rest:
+        other = group.add(Node("(not in the object graph)", GROUP))
+        for k in rest:
+            other.add(_entry_node(k, VALUE, bundle.entries[k]))
+    _fill_group_totals(group)
+
+
+def _signatures_tree(inv: Inventory) -> None:
+    info = inv.saved_model
+    for mg in info.meta_graphs:
+        title = "SavedModel [" + ", ".join(mg.tags) + "]" if len(info.meta_graphs) > 1 else "SavedModel"
+        group = inv.root.add(Node(title, GROUP, detail=f"TensorFlow {mg.tensorflow_version}".strip()))
+        sigs = group.add(Node("Signatures", GROUP, detail=str(len(mg.signatures))))
+        for sig in mg.signatures:
+            s = sigs.add(Node(sig.name, SIGNATURE, detail=sig.method))
+            for spec in sig.inputs:
+                s.add(Node(spec.key, INPUT, shape=spec.shape, dtype=spec.dtype, detail=f"input {spec.name}"))
+            for spec in sig.outputs:
+                s.add(Node(spec.key, OUTPUT, shape=spec.shape, dtype=spec.dtype, detail=f"output {spec.name}"))
+        if mg.op_counts:
+            ops = group.add(Node("Op types", GROUP, detail=f"{sum(mg.op_counts.values())} nodes"))
+            for op, count in sorted(mg.op_counts.items(), key=lambda kv: (-kv[1], kv[0])):
+                ops.add(Node(op, FACT, params=count, detail=f"{count}"))
+        if mg.function_names:
+            fns = group.add(Node("Functions", GROUP, detail=str(len(mg.function_names))))
+            for name in mg.function_names:
+                fns.add(Node(name, FACT))
+
+
+def _config_tree(inv: Inventory) -> None:
+    for cfg, title in ((inv.pipeline, "pipeline.config"), (inv.params, "params.yaml")):
+        if cfg is None:
+            continue
+        group = inv.root.add(Node(title, GROUP, detail=str(cfg.path)))
+        for k, v in cfg.as_json().items():
+            if v is None or k in ("path", "findings"):
+                continue
+            group.add(Node(k, FACT, detail=str(v)))
+
+
+def _label_tree(inv: Inventory) -> None:
+    lm = inv.label_map
+    group = inv.root.add(Node("Label map", GROUP, detail=f"{len(lm)} classes, {lm.source.name if lm.source else ''}"))
+    for item in lm.items:
+        shown = item.display_name if item.display_name and item.display_name != item.name else ""
+        group.add(Node(f"{item.id}: {item.name}", LABEL, detail=shown))
+
+
+def _keras_tree(inv: Inventory) -> None:
+    info = inv.keras
+    group = inv.root.add(Node(info.path.name, GROUP, detail=f"{info.model_class or 'model'} "
+                                                           f"(Keras {info.keras_version or '?'})"))
+    tree = name_tree([w.key for w in info.weights])
+    weights = {w.key: w for w in info.weights}
+
+    def add(parent: Node, t: ObjectNode):
+        for child in t.children:
+            if child.children:
+                add(parent.add(Node(child.name, OBJECT)), child)
+            else:
+                w = weights.get(child.path)
+                parent.add(Node(child.name, VARIABLE, shape=w.shape, dtype=w.dtype,
+                                params=int(_prod(w.shape)), nbytes=w.nbytes, key=w.key))
+    add(group, tree)
+    _fill_group_totals(group)
+    if info.layers:
+        layers = inv.root.add(Node("Layers", GROUP, detail=str(len(info.layers))))
+        for layer in info.layers:
+            layers.add(Node(layer["name"] or "?", FACT, detail=layer["class_name"] or ""))
+
+
+def _prod(shape) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+# How to read the class count off a class-prediction head, per model type (pipeline.config's model block).
+# "anchors": the bias holds anchors_per_location * (classes + 1) values (OD API SSD, with background);
+# "plain": one value per class (OD API CenterNet's object-center heatmap).
+HEAD_RULES = {
+    "ssd": (("class_predictions_with_background", "class_predictions_head", "ClassPredictor"), "anchors"),
+    "center_net": (("object_center", "class_head"), "plain"),
+}
+
+
+def head_classes(inv: Inventory) -> int | None:
+    """The number of classes the class-prediction head was built for, read off its bias shape.
+
+    Only where the model type says how to read it; a guess would raise false alarms.
+    """
+    if inv.bundle is None or inv.pipeline is None or inv.pipeline.model_type not in HEAD_RULES:
+        return None
+    hints, rule = HEAD_RULES[inv.pipeline.model_type]
+    biases = [e.shape[0] for key, e in inv.bundle.entries.items()
+              if key.startswith("model/") and key.endswith("bias/.ATTRIBUTES/VARIABLE_VALUE") and len(e.shape) == 1
+              and any(h in key for h in hints)]
+    if not biases:
+        return None
+    if rule == "plain":
+        # The head's output layer: narrower than the hidden layers before it.
+        return min(biases)
+    anchors = getattr(inv.pipeline, "anchors_per_location", None)
+    if anchors and biases[-1] % anchors == 0:
+        return biases[-1] // anchors - 1
+    return None
+
+
+def build_inventory(path: str | Path, checkpoint: str | None = None) -> Inventory:
+    """Everything browsable about ``path``. Raises FolderError when nothing can be opened."""
+    mf = folders.recognise(path)
+    root = Node("", GROUP)
+    inv = Inventory(mf, root)
+    findings = list(mf.findings)
+
+    # Checkpoint (or a SavedModel's variables bundle).
+    if checkpoint is not None:
+        ref = mf.require_checkpoint(checkpoint)
+        mf.selected = ref
+    inv.checkpoint = mf.selected
+    for ref in mf.checkpoints:
+        summary = CheckpointSummary(str(ref.prefix), ref.name, ref.number, None, None)
+        try:
+            b = Bundle(ref.prefix)
+            summary.entries = len(b.entries)
+            summary.step = read_step(b)
+            if ref is mf.selected:
+                inv.bundle = b
+        except BundleError as exc:
+            if ref is mf.selected:
+                findings.append(Finding(ERROR, str(exc), str(ref.index)))
+        inv.checkpoints.append(summary)
+    # Newest first, as a picker shows them.
+    inv.checkpoints.reverse()
+
+    def read(path, reader, error):
+        """One part of the folder; its own findings kept, a failure kept as one error finding."""
+        if path is None or folders.is_lfs_pointer(path):  # LFS pointers were already reported
+            return None
+        try:
+            part = reader(path)
+        except error as exc:
+            findings.append(Finding(ERROR, str(exc), str(path)))
+            return None
+        findings.extend(getattr(part, "findings", []))
+        return part
+
+    inv.saved_model = read(mf.saved_model_pb, read_saved_model, SavedModelError)
+    inv.keras = read(mf.keras_file, read_keras_file, KerasFileError)
+    inv.pipeline = read(mf.pipeline_config, read_pipeline_config, ConfigError)
+    inv.params = read(mf.params_yaml, read_params_yaml, ConfigError)
+    inv.label_map = read(mf.label_map, read_label_map, LabelMapError)
+
+    inv.findings = findings
+    if inv.bundle is not None and OBJECT_GRAPH_KEY not in inv.bundle.entries and \
+            mf.kind in (folders.CHECKPOINT, folders.CHECKPOINT_FOLDER):
+        mf.kind = folders.TF1_CHECKPOINT  # name-based: no object graph
+    browsable = inv.bundle is not None or inv.saved_model is not None or inv.keras is not None
+    if not browsable and not mf.checkpoints and inv.pipeline is None:
+        errors = [f for f in findings if f.severity == ERROR]
+        if errors:
+            raise UserError(errors[0].message if errors[0].file is None or Path(errors[0].file).name in
+                            errors[0].message else f"{Path(errors[0].file).name}: {errors[0].message}")
+    if not browsable and mf.checkpoints and len(mf.checkpoints) == 1 and mf.kind == folders.CHECKPOINT:
+        errors = [f for f in findings if f.severity == ERROR]
+        if errors:
+            raise UserError(errors[0].message)
+    if inv.saved_model is not None:
+        _signatures_tree(inv)
+    if inv.bundle is not None:
+        # A stable title (the checkpoint's name is in the detail), so paths survive a ckpt-N switch.
+        title = "Variables" if inv.checkpoint and inv.checkpoint.prefix == mf.variables_prefix else "Checkpoint"
+        _checkpoint_tree(inv, title)
+    if inv.keras is not None:
+        _keras_tree(inv)
+    _config_tree(inv)
+    if inv.label_map is not None:
+        _label_tree(inv)
+
+    # Model Garden counts the background in num_classes; foreground_classes is comparable with a label map.
+    num_classes = inv.pipeline.num_classes if inv.pipeline else (
+        inv.params.foreground_classes if inv.params else None)
+    files = [str(p) if p else None for p in (mf.pipeline_config or mf.params_yaml, mf.label_map,
+                                             inv.checkpoint.index if inv.checkpoint else None)]
+    inv.findings.extend(check_num_classes(num_classes, inv.label_map, head_classes(inv), files))
+    inv.findings = sort_findings(inv.findings)
+    if inv.findings:
+        # Problems come first: they are what a user needs before trusting anything below.
+        problems = root.insert(0, Node("Problems", GROUP, detail=str(len(inv.findings))))
+        for f in inv.findings:
+            problems.add(Node(f.message, FINDING, detail=f.severity))
+    return inv
