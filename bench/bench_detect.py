@@ -75,7 +75,7 @@ def main() -> int:
 def in_process(model: str, sources: list[Path], count: int, repeat: int) -> None:
     """The same per-image work inside one process, where start-up noise cannot blur it.
 
-    detscope: its own loop (``detect_images``: decode the next image while the engine
+    detscope: its own loop (``ModelHost.detect_many``: decode the next image while the engine
     thread runs the model), as `detscope detect` runs it. Bare: decode with Pillow, call the signature, fetch the boxes.
     """
     import time
@@ -84,16 +84,15 @@ def in_process(model: str, sources: list[Path], count: int, repeat: int) -> None
     import tensorflow as tf
     from PIL import Image
 
-    from detscope.core.runtime.engine import Engine
-    from detscope.core.runtime.model import detect_images, load_model
+    from detscope.core.app.host import ModelHost
 
     paths = [sources[i % len(sources)] for i in range(count)]
-    engine = Engine()
-    loaded = engine.run_sync(load_model, model)
+    host = ModelHost()
+    host.load_sync(model)
     fn = tf.saved_model.load(model).signatures["serving_default"]
 
     def detscope_loop():
-        for _, _, dets in detect_images(engine, loaded, paths):
+        for _, _, dets in host.detect_many(paths):
             dets.above(0).as_json()
 
     def bare_loop():
@@ -108,7 +107,7 @@ def in_process(model: str, sources: list[Path], count: int, repeat: int) -> None
             start = time.perf_counter()
             loop()
             best[name] = min(best[name], time.perf_counter() - start)
-    engine.shutdown()
+    host.shutdown()
     ds, bare = count / best["detscope"], count / best["bare"]
     print(f"in one process over {count} images: detscope {ds:7.1f} images/s   bare loop {bare:7.1f} images/s   "
           f"ratio {ds / bare:.3f} (target >= 0.9)")

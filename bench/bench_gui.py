@@ -159,7 +159,7 @@ def bench_stalls(app, demo: Path, scratch: Path) -> None:
     meter.start()
     t0 = time.perf_counter()
     window.open_paths([str(model), str(images[0])])
-    ok = _run_until(app, lambda: window.session.loaded is not None and window.image_panel.kept is not None, 300)
+    ok = _run_until(app, lambda: window.session.model is not None and window.image_panel.kept is not None, 300)
     took = time.perf_counter() - t0
     meter.stop()
     state = f"loaded and detected in {took:.1f} s" if ok else "did not load: " + window.status_line.text()

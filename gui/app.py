@@ -9,14 +9,18 @@ with its test images.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 STARTED = time.perf_counter()
 DEMO = Path(__file__).resolve().parents[1] / "resources" / "demo"
 ENGINE_GRACE_S = 3.0     # how long a closing window lets running TensorFlow work notice its cancellation
+log = logging.getLogger("detscope.gui")
 
 
 def demo_paths() -> list[str]:
@@ -49,6 +53,7 @@ def main(argv=None) -> int:
     from .main_window import MainWindow
 
     window = MainWindow()
+    install_excepthooks(window.bridge)
     window.show()
     if args.exit_when_shown:
         def shown():
@@ -68,17 +73,50 @@ def main(argv=None) -> int:
     return _exit(window, code)
 
 
+def install_excepthooks(bridge) -> Callable[[], None]:
+    """Send every error nothing caught to the window as one line, and log it; the undo is returned.
+
+    ``sys.excepthook`` sees what a Qt callback on the GUI thread raises (PySide hands it there),
+    ``threading.excepthook`` what a thread raises. Both go through ``bridge.post_report``: the status
+    bar and the problems panel show the line, and the log keeps the traceback. Without a window to
+    show it on (closed), the hook that was there before prints it, so nothing is ever silent.
+    """
+    from detscope.core.base.errors import USER_ERRORS
+
+    before_sys, before_threads = sys.excepthook, threading.excepthook
+
+    def shown(exc: BaseException, context: str = "") -> bool:
+        if isinstance(exc, USER_ERRORS):       # Bridge.report logs the others with their traceback
+            log.warning("%s%s", f"{context}: " if context else "", exc)
+        return bridge.post_report(exc, context)
+
+    def sys_hook(exc_type, exc, tb) -> None:
+        if issubclass(exc_type, KeyboardInterrupt) or exc is None or not shown(exc.with_traceback(tb)):
+            before_sys(exc_type, exc, tb)
+
+    def thread_hook(args) -> None:
+        if args.exc_type is SystemExit:
+            return
+        name = args.thread.name if args.thread is not None else "a thread"
+        if args.exc_value is None or not shown(args.exc_value.with_traceback(args.exc_traceback), name):
+            before_threads(args)
+
+    sys.excepthook, threading.excepthook = sys_hook, thread_hook
+
+    def uninstall() -> None:
+        sys.excepthook, threading.excepthook = before_sys, before_threads
+
+    return uninstall
+
+
 def _exit(window, code: int) -> int:
     """Give running TensorFlow work a moment to stop; never hang the process on it."""
     window.shutdown()
-    thread = getattr(window.engine, "_thread", None)
-    if thread is not None:
-        thread.join(ENGINE_GRACE_S)
-        if thread.is_alive():
-            # Work that cannot be interrupted (TensorFlow's own import) would keep the process alive.
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(code)
+    if not window.engine.join(ENGINE_GRACE_S):
+        # Work that cannot be interrupted (TensorFlow's own import) would keep the process alive.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
     return code
 
 

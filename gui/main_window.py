@@ -1,8 +1,10 @@
 """The main window: menus, docks and the wiring between the panels, the session and the engine.
 
 Nothing here computes: the session reads and loads, the browser and the live
-controller feed the image panel, the panels show. The window only connects them
-and asks the user where things are and where things go.
+controller feed the image panel, the panels show. The sources controller asks
+for images and live sources, the exports controller saves and copies, and the
+menus and keys come from one table (``gui/actions.py``). The window builds them,
+places the docks and connects them.
 """
 
 from __future__ import annotations
@@ -11,34 +13,30 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, Qt, QTimer
-from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
-from PySide6.QtWidgets import QComboBox, QDockWidget, QFileDialog, QHBoxLayout, QInputDialog, QLabel, \
-    QMainWindow, QVBoxLayout, QWidget
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import QComboBox, QDockWidget, QFileDialog, QHBoxLayout, QLabel, QMainWindow, QMenu, \
+    QVBoxLayout, QWidget
 
 from detscope.core.runtime.engine import Engine
-from detscope.core.base.errors import USER_ERRORS
 
-from .qt import style
+from . import actions
 from .controllers.browser import ImageBrowser
-from .panels.details_panel import DetailsPanel
-from .qt.bridge import Bridge, one_line
-from .panels.image_panel import ImagePanel
+from .controllers.exports import Exports
 from .controllers.live import LiveController
+from .controllers.recent import RecentModels
+from .controllers.session import ModelSession
+from .controllers.sources import Sources
+from .panels.details_panel import DetailsPanel
+from .panels.image_panel import ImagePanel
 from .panels.model_tree import ModelTreePanel
 from .panels.problems_panel import ProblemsPanel
-from .controllers.session import ModelSession
 from .panels.status import TaskStatus
+from .qt import style
+from .qt.bridge import Bridge
+from .qt.settings import settings
 
 log = logging.getLogger("detscope.gui")
-MAX_RECENT = 10
-IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.gif *.tif *.tiff *.webp)"
-VIDEO_FILTER = "Videos (*.mp4 *.avi *.mov *.mkv *.webm *.m4v *.mpg *.mpeg *.wmv)"
-
-
-def settings() -> QSettings:
-    """detscope's settings, in the default format (tests point that at a temporary folder)."""
-    return QSettings(QSettings.defaultFormat(), QSettings.Scope.UserScope, "detscope", "detscope")
+__all__ = ["MainWindow", "settings"]
 
 
 class MainWindow(QMainWindow):
@@ -62,6 +60,8 @@ class MainWindow(QMainWindow):
         self.problems = ProblemsPanel(self)
         self.browser = ImageBrowser(self.session, self.image_panel, self.bridge, self.pool, self)
         self.live = LiveController(self.session, self.image_panel, self.bridge, self)
+        self.sources = Sources(self.browser, self.live, self.image_panel, self)
+        self.exports = Exports(self.session, self.image_panel, self.browser, self.live, self)
 
         self.checkpoints = QComboBox(self)
         self.checkpoints.setToolTip("Restore another checkpoint of this folder into the loaded model (no reload)")
@@ -103,7 +103,12 @@ class MainWindow(QMainWindow):
         self._error_timer.setSingleShot(True)
         self._error_timer.timeout.connect(lambda: self.status_line.setStyleSheet(""))
 
-        self._make_actions()
+        # Menus and keys: one table (gui/actions.py); the recent models and the docks' toggles fill in.
+        self.recent = RecentModels(QMenu("Recent models", self), self.open_model)
+        docks = (self.tree_dock, self.details_dock, self.problems_dock)
+        self.menu_actions = actions.build_menus(self, {
+            actions.RECENT: lambda menu: menu.addMenu(self.recent.menu),
+            actions.DOCKS: lambda menu: menu.addActions([d.toggleViewAction() for d in docks])})
         self._connect()
         self._restore_settings()
 
@@ -117,88 +122,6 @@ class MainWindow(QMainWindow):
                          | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
         self.addDockWidget(area, dock)
         return dock
-
-    def _action(self, menu, text: str, slot, shortcut=None, checkable: bool = False, tip: str = "") -> QAction:
-        action = QAction(text, self)
-        if shortcut is not None:
-            if isinstance(shortcut, (list, tuple)):
-                action.setShortcuts([QKeySequence(s) for s in shortcut])
-            else:
-                action.setShortcut(QKeySequence(shortcut))
-        action.setCheckable(checkable)
-        if tip:
-            action.setStatusTip(tip)
-            action.setToolTip(tip)
-        action.triggered.connect(slot)
-        menu.addAction(action)
-        self.addAction(action)      # shortcuts work while the menu bar is hidden (full screen)
-        return action
-
-    def _make_actions(self) -> None:
-        bar = self.menuBar()
-        m = bar.addMenu("&File")
-        self._action(m, "Open &model folder…", self.choose_model_folder, QKeySequence.StandardKey.Open)
-        self._action(m, "Open model &file (checkpoint .index, .keras, .h5)…", self.choose_model_file)
-        self.recent_menu = m.addMenu("Recent models")
-        m.addSeparator()
-        self._action(m, "Open &images…", self.choose_images, "Ctrl+I")
-        self._action(m, "Open image f&older…", self.choose_image_folder, "Ctrl+Shift+O")
-        m.addSeparator()
-        self.save_action = self._action(m, "&Save annotated image…", self.save_annotated,
-                                        QKeySequence.StandardKey.Save)
-        self.copy_action = self._action(m, "&Copy annotated image", self.copy_annotated, "Ctrl+Shift+C")
-        m.addSeparator()
-        self._action(m, "&Quit", self.close, QKeySequence.StandardKey.Quit)
-
-        m = bar.addMenu("&Image")
-        self._action(m, "&Next image", lambda: self.browser.step(1), [QKeySequence("PgDown"), QKeySequence("N")])
-        self._action(m, "&Previous image", lambda: self.browser.step(-1), [QKeySequence("PgUp"), QKeySequence("P")])
-        self._action(m, "&First image", lambda: self.browser.go(0), "Home")
-        self._action(m, "&Last image", lambda: self.browser.go(len(self.browser.paths) - 1), "End")
-        m.addSeparator()
-        self.labels_action = self._action(m, "Show &labels", self.image_panel.labels_box.setChecked, "L",
-                                          checkable=True)
-        self.labels_action.setChecked(True)
-        self.image_panel.labels_box.toggled.connect(self.labels_action.setChecked)
-        self._action(m, "Raise score threshold", lambda: self.image_panel.slider.setValue(
-            self.image_panel.slider.value() + 5), "]")
-        self._action(m, "Lower score threshold", lambda: self.image_panel.slider.setValue(
-            self.image_panel.slider.value() - 5), "[")
-
-        m = bar.addMenu("&Source")
-        self._action(m, "&Camera…", self.choose_camera, "Ctrl+K", tip="Capture from a camera by its index")
-        self._action(m, "&Video file…", self.choose_video, "Ctrl+Shift+V")
-        self._action(m, "Stream &URL…", self.choose_stream, "Ctrl+U")
-        m.addSeparator()
-        self.pause_action = self._action(m, "&Pause / play", self.toggle_pause, "Space")
-        self._action(m, "Step &forward", lambda: self._step(1), ".")
-        self._action(m, "Step &back (files)", lambda: self._step(-1), ",")
-        self._action(m, "&Snapshot", self.snapshot, "Ctrl+Shift+S",
-                     tip="Save the frame and its detections (image + JSON) to the snapshot folder")
-        self._action(m, "Snapshot f&older…", self.choose_snapshot_folder)
-        self.hold_action = self._action(m, "&Hold frames for their boxes", self.live.set_hold_frames,
-                                        checkable=True, tip="Show each frame with its own detections "
-                                                            "(off: smooth video, boxes from the latest result)")
-        self.hold_action.setChecked(True)
-        m.addSeparator()
-        self.stop_source_action = self._action(m, "S&top source", self.stop_source, "Ctrl+Shift+X")
-
-        m = bar.addMenu("&View")
-        self._action(m, "&Fit image", self.image_panel.view.fit, ["F", "0"])
-        self._action(m, "Zoom &in", lambda: self.image_panel.view.zoom(1.25), ["+", "="])
-        self._action(m, "Zoom &out", lambda: self.image_panel.view.zoom(0.8), "-")
-        self._action(m, "&Actual pixels", self.image_panel.view.actual_size, "1")
-        self._action(m, "F&ull screen", self.toggle_full_screen, "F11")
-        m.addSeparator()
-        for dock in (self.tree_dock, self.details_dock, self.problems_dock):
-            m.addAction(dock.toggleViewAction())
-
-        m = bar.addMenu("&Model")
-        self._action(m, "&Cancel loading", self.cancel_work, "Escape")
-        self._action(m, "&Reload", self.reload_model, "Ctrl+R")
-        self._action(m, "Restore into a &SavedModel…", self.choose_template, "Ctrl+T")
-        self._action(m, "&Map outputs by hand…", self.choose_output_mapping, "Ctrl+M",
-                     tip="Say which output is boxes, scores and classes when the model follows no known convention")
 
     def _connect(self) -> None:
         s = self.session
@@ -215,8 +138,11 @@ class MainWindow(QMainWindow):
         self.problems.locate.connect(self.locate)
         self.browser.message.connect(self.say)
         self.image_panel.filter_changed.connect(self._filter_changed)
-        self.live.state_changed.connect(self._live_state)
+        self.image_panel.labels_toggled.connect(self.menu_actions["labels"].setChecked)
         self.live.stats_changed.connect(self.live_label.setText)
+        for controller in (self.sources, self.exports):
+            controller.message.connect(self.say)
+            controller.failed.connect(self._errored)
 
     # --- messages -----------------------------------------------------------------------------
     def say(self, line: str, error: bool = False) -> None:
@@ -339,8 +265,7 @@ class MainWindow(QMainWindow):
 
     def _checkpoint_chosen(self, row: int) -> None:
         name = self.checkpoints.itemData(row)
-        loaded = self.session.loaded
-        current = loaded.checkpoint.name if loaded is not None and loaded.checkpoint is not None else None
+        current = self.session.model.checkpoint_name if self.session.model is not None else None
         inv = self.session.inventory
         shown = inv.checkpoint.name if inv is not None and inv.checkpoint is not None else None
         if name and (name != current or name != shown):
@@ -353,7 +278,7 @@ class MainWindow(QMainWindow):
             self.checkpoints.setCurrentIndex(i)
             self.checkpoints.blockSignals(False)
 
-    def _model_ready(self, loaded) -> None:
+    def _model_ready(self, _model) -> None:
         self.problems.set_findings(self.session.findings())
         self.image_panel.set_classes(self.session.class_names())
 
@@ -369,256 +294,29 @@ class MainWindow(QMainWindow):
             return
         self.task_status.cancel_current()
 
-    # --- recent models ------------------------------------------------------------------------
-    def _recent(self) -> list[str]:
-        value = settings().value("recent_models", [])
-        if isinstance(value, str):
-            value = [value]
-        return [str(v) for v in (value or [])]
-
+    # --- kept in the settings -----------------------------------------------------------------
     def _add_recent(self, path: Path) -> None:
-        text = str(path.resolve()) if path.exists() else str(path)
-        items = [text] + [p for p in self._recent() if p != text]
-        settings().setValue("recent_models", items[:MAX_RECENT])
-        self._fill_recent()
-
-    def _fill_recent(self) -> None:
-        self.recent_menu.clear()
-        items = self._recent()
-        for i, p in enumerate(items):
-            action = self.recent_menu.addAction(f"&{i + 1 if i < 9 else 0} {Path(p).name}  —  {p}")
-            action.triggered.connect(lambda _=False, p=p: self.open_model(p))
-        if items:
-            self.recent_menu.addSeparator()
-            self.recent_menu.addAction("Clear list").triggered.connect(self._clear_recent)
-        self.recent_menu.setEnabled(bool(items))
-
-    def _clear_recent(self) -> None:
-        settings().setValue("recent_models", [])
-        self._fill_recent()
-
-    # --- images -------------------------------------------------------------------------------
-    def open_images(self, paths) -> None:
-        self.stop_source()
-        self.browser.enabled = True
-        self.browser.open(paths)
-
-    def choose_images(self) -> None:
-        start = settings().value("last_image_dir", "")
-        files, _ = QFileDialog.getOpenFileNames(self, "Open images", start, IMAGE_FILTER + ";;All files (*)")
-        if files:
-            settings().setValue("last_image_dir", str(Path(files[0]).parent))
-            self.open_images(files)
-
-    def choose_image_folder(self) -> None:
-        start = settings().value("last_image_dir", "")
-        folder = QFileDialog.getExistingDirectory(self, "Open image folder", start)
-        if folder:
-            settings().setValue("last_image_dir", folder)
-            self.open_images([folder])
+        self.recent.add(path)
 
     def _filter_changed(self) -> None:
         settings().setValue("threshold", self.image_panel.threshold)
 
-    def _default_save_dir(self) -> str:
-        from detscope.core.base.paths import data_dir
-
-        saved = settings().value("save_dir", "")
-        return saved or str(data_dir() / "images")
-
-    def save_annotated(self) -> None:
-        image = self.image_panel.annotated()
-        if image is None:
-            self.say("no image to save")
-            return
-        stem = Path(self.browser.current.stem if self.browser.current and not self.live.active else "frame").name
-        start = str(Path(self._default_save_dir()) / f"{stem}_detections.png")
-        path, _ = QFileDialog.getSaveFileName(self, "Save annotated image", start,
-                                              "PNG (*.png);;JPEG (*.jpg *.jpeg)")
-        if path:
-            self.save_annotated_to(path, image)
-
-    def save_annotated_to(self, path, image=None) -> Path | None:
-        from detscope.core.media.snapshots import check_outside
-
-        image = self.image_panel.annotated() if image is None else image
-        path = Path(path)
-        if not path.suffix:
-            path = path.with_suffix(".png")
-        try:
-            check_outside(path.parent, self.session.path)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            from .panels.image_view import to_qimage
-
-            if not to_qimage(image).save(str(path)):
-                raise OSError(f"cannot write {path.name} (is the folder writable?)")
-        except USER_ERRORS as exc:
-            self._errored(one_line(exc))
-            return None
-        settings().setValue("save_dir", str(path.parent))
-        self.say(f"saved {path}")
-        return path
-
-    def copy_annotated(self) -> None:
-        image = self.image_panel.annotated()
-        if image is None:
-            self.say("no image to copy")
-            return
-        from .panels.image_view import to_qimage
-
-        QGuiApplication.clipboard().setImage(to_qimage(image))
-        self.say("annotated image copied to the clipboard")
-
-    # --- live sources -------------------------------------------------------------------------
-    def open_source(self, target) -> None:
-        from detscope.core.media.sources import SourceError, VideoSource
-
-        try:
-            source = VideoSource(target)
-        except SourceError as exc:
-            self._errored(str(exc))
-            return
-        self.browser.enabled = False
-        self.browser.cancel()
-        self.image_panel.banner.hide()
-        self.image_panel.set_live(True)
-        self.live.start(source)
-        self.say(f"opening {source.name}…")
-
-    def choose_camera(self) -> None:
-        last = int(settings().value("camera_index", 0))
-        index, ok = QInputDialog.getInt(self, "Camera", "Camera index (0 is the first camera):", last, 0, 63)
-        if ok:
-            settings().setValue("camera_index", index)
-            self.open_source(index)
-
-    def choose_video(self) -> None:
-        start = settings().value("last_video_dir", "")
-        path, _ = QFileDialog.getOpenFileName(self, "Open video file", start, VIDEO_FILTER + ";;All files (*)")
-        if path:
-            settings().setValue("last_video_dir", str(Path(path).parent))
-            self.open_source(path)
-
-    def choose_stream(self) -> None:
-        last = settings().value("stream_url", "rtsp://")
-        url, ok = QInputDialog.getText(self, "Stream", "Stream URL (rtsp://, http://, …):", text=last)
-        if ok and url.strip():
-            settings().setValue("stream_url", url.strip())
-            self.open_source(url.strip())
-
-    def stop_source(self) -> None:
-        if self.live.active:
-            self.live.stop()
-            self.image_panel.banner.hide()
-            self.image_panel.set_live(False)
-            self.browser.reshow()
-
-    def toggle_pause(self) -> None:
-        if self.live.active:
-            paused = self.live.toggle_pause()
-            self.say("paused — . steps forward, , steps back" if paused else "playing")
-
-    def _step(self, frames: int) -> None:
-        if not self.live.active:
-            self.browser.step(frames)
-            return
-        try:
-            self.live.step(frames)
-        except USER_ERRORS as exc:   # stepping back on a camera
-            self.say(one_line(exc), error=True)
-
-    def _live_state(self, state: str, error: str) -> None:
-        from detscope.core.media.sources import ENDED, ERROR, OPENING, RUNNING
-
-        source = self.live.source
-        name = source.name if source is not None else "source"
-        if state == ERROR:
-            line = error or f"{name} failed"
-            self.problems.add_message(line)
-            self.say(line, error=True)
-            self.image_panel.banner.show_message(line, "error", [("Retry", self._retry_source)])
-        elif state == RUNNING:
-            self.image_panel.banner.hide()
-            self.say(f"{name}: playing — Space pauses, Ctrl+Shift+S saves a snapshot")
-        elif state == OPENING:
-            self.say(f"opening {name}…")
-        elif state == ENDED:
-            self.say(f"{name}: end of video — Space plays it again")
-
-    def _retry_source(self) -> None:
-        self.image_panel.banner.hide()
-        self.live.retry()
-
-    def snapshot_dir(self) -> Path:
-        from detscope.core.base.paths import data_dir
-
-        saved = settings().value("snapshot_dir", "")
-        return Path(saved) if saved else data_dir() / "snapshots"
-
-    def choose_snapshot_folder(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Snapshot folder", str(self.snapshot_dir()))
-        if folder:
-            from detscope.core.media.snapshots import SourceError, check_outside
-
-            try:
-                check_outside(Path(folder), self.session.path)
-            except SourceError as exc:
-                self.say(str(exc), error=True)
-                return
-            settings().setValue("snapshot_dir", folder)
-            self.say(f"snapshots go to {folder}")
-
-    def snapshot(self) -> list[Path]:
-        """Save what is on screen: the frame, the frame with boxes, and the shown detections as JSON."""
-        from detscope.core.media.snapshots import save_snapshot
-
-        panel = self.image_panel
-        if panel.image is None:
-            self.say("nothing to snapshot")
-            return []
-        info = {"source": panel.caption, "threshold": panel.threshold,
-                "model": str(self.session.path) if self.session.path else None}
-        try:
-            written = save_snapshot(self.snapshot_dir(), panel.image, panel.shown, annotated=panel.annotated(),
-                                    model_folder=self.session.path, info=info)
-        except USER_ERRORS as exc:
-            self._errored(one_line(exc))
-            return []
-        self.say(f"snapshot saved: {written[0]} (+ {', '.join(p.suffix for p in written[1:])})")
-        return written
-
     # --- locating what a problem concerns -------------------------------------------------------
     def locate(self, payload) -> None:
+        """Select the tree node a problems row concerns: a finding (the inventory says which node), or a
+        restore-report row's ``("key", key)``."""
         model = self.tree.model
-        node = None
+        inv = self.session.inventory
         if isinstance(payload, tuple) and payload and payload[0] == "key":
             node = model.find_key(payload[1]) or model.find_path(payload[1])
         else:
-            finding = payload
-            if getattr(finding, "node", None):
-                node = model.find_path(finding.node) or model.find_key(finding.node)
-            if node is None:
-                node = self._node_named_in(getattr(finding, "message", ""))
-            if node is None:
-                problems = next((c for c in (model.root.children if model.root else []) if c.name == "Problems"),
-                                None)
-                node = next((c for c in (problems.children if problems else [])
-                             if c.name == getattr(finding, "message", None)), None)
+            shown = inv is not None and model.root is not None and inv.root is model.root
+            node = inv.node_for(payload) if shown else None
         if node is None:
             self.say("that row does not concern a node of the tree")
             return
         self.tree_dock.show()
         self.tree.select_node(node)
-
-    def _node_named_in(self, message: str):
-        """The tree node whose checkpoint key (the longest one) appears in a message."""
-        if not message or self.tree.model.root is None:
-            return None
-        best = None
-        for n in self.tree.model.root.walk():
-            if n.key and n.key in message and (best is None or len(n.key) > len(best.key)):
-                best = n
-        return best
 
     # --- command line, drops ---------------------------------------------------------------
     def open_paths(self, paths) -> None:
@@ -633,9 +331,9 @@ class MainWindow(QMainWindow):
         if request.model is not None:
             self.open_model(request.model)
         if request.images:
-            self.open_images(request.images)
+            self.sources.open_images(request.images)
         if request.video is not None:
-            self.open_source(request.video)
+            self.sources.open_source(request.video)
 
     def dragEnterEvent(self, event) -> None:
         if event.mimeData().hasUrls():
@@ -659,12 +357,12 @@ class MainWindow(QMainWindow):
             self.menuBar().setVisible(True)
             if self._full_screen_state is not None:
                 self.restoreState(self._full_screen_state)
-            self.image_panel.side.setVisible(True)
+            self.image_panel.set_side_visible(True)
         else:
             self._full_screen_state = self.saveState()
             for dock in (self.tree_dock, self.details_dock, self.problems_dock):
                 dock.hide()
-            self.image_panel.side.setVisible(False)
+            self.image_panel.set_side_visible(False)
             self.menuBar().setVisible(False)
             self.showFullScreen()
             self.say("full screen — F11 or Esc to leave")
@@ -675,7 +373,7 @@ class MainWindow(QMainWindow):
         self.resizeDocks([self.tree_dock], [int(w * 0.36)], Qt.Orientation.Horizontal)
         self.resizeDocks([self.tree_dock, self.details_dock], [int(h * 0.5), int(h * 0.3)], Qt.Orientation.Vertical)
         self.resizeDocks([self.problems_dock], [int(h * 0.15)], Qt.Orientation.Vertical)
-        self.image_panel.split.setSizes([int(w * 0.5), int(w * 0.14)])
+        self.image_panel.set_side_share(0.22)
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
@@ -697,7 +395,6 @@ class MainWindow(QMainWindow):
                 self.image_panel.set_threshold(float(threshold))
             except (TypeError, ValueError):
                 log.debug("ignoring a stored threshold of %r", threshold)
-        self._fill_recent()
 
     def closeEvent(self, event) -> None:
         """Stop the source, cancel what runs, and let the engine go without waiting for it."""
@@ -715,9 +412,7 @@ class MainWindow(QMainWindow):
         self._closing = True
         self.live.stop()
         self.browser.cancel()
-        for task in list(self.bridge.tasks):       # whatever the user could cancel, the close cancels
-            if task.cancel is not None and not task.future.done():
-                task.cancel()
+        self.bridge.cancel_all()                   # whatever the user could cancel, the close cancels
         self.bridge.close()
         # Cancel the load or restore (running work stops at its next check) and queue the model's release,
         # so TensorFlow objects are freed on the engine thread, then let the engine finish on its own.

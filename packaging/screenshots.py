@@ -113,7 +113,7 @@ def render(demo: Path, out: Path) -> None:
     window.setGeometry(0, 0, *SIZE)
     window.show()
     window.open_paths([str(demo), str(demo / "test" / "images")])      # what detscope-gui opens by default
-    _wait(app, lambda: window.session.loaded is not None and window.image_panel.kept is not None, 180,
+    _wait(app, lambda: window.session.model is not None and window.image_panel.kept is not None, 180,
           "the demo model and its first detections")
     window.browser.go(min(2, len(images) - 1))
     _wait(app, lambda: window.browser.index == min(2, len(images) - 1) and window.image_panel.kept is not None

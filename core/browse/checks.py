@@ -48,7 +48,7 @@ def check_object_graph(graph: ObjectGraph, keys: Iterable[str] | None = None, *,
                 f"{len(renamed)} model value(s) are keyed under the optimizer "
                 f"({_examples([n.path for n in renamed])}), as Keras 3 writes them; without the object graph "
                 f"detscope cannot tell which model layer each belongs to",
-                file, renamed[0].path))
+                file, key=renamed[0].value_key))
     if keys is not None:
         index_keys = set(keys)
         named = set(graph.by_key)
@@ -59,13 +59,13 @@ def check_object_graph(graph: ObjectGraph, keys: Iterable[str] | None = None, *,
                 ERROR,
                 f"the object graph names {len(missing)} value(s) the index does not have "
                 f"({_examples(missing)}): restoring those objects fails",
-                file, graph.by_key[missing[0]].path))
+                file, key=missing[0]))
         if unnamed and not graph.from_names:
             findings.append(Finding(
                 WARNING,
                 f"{_count(len(unnamed), 'index entry', 'index entries')} belong to no object of the object graph "
                 f"({_examples(unnamed)}): object-based restore never reads them",
-                file))
+                file, key=unnamed[0]))
     return findings
 
 
@@ -90,7 +90,7 @@ def _optimizer_only_findings(graph: ObjectGraph, file: str | None) -> list[Findi
             f"Restoring with tf.train.Checkpoint(model=...) will silently leave these weights untouched: "
             f"restore with tf.train.Checkpoint(model=model, optimizer=optimizer) after building the optimizer "
             f"on the model's trainable variables, or re-save the checkpoint with the model attached",
-            file, only_optimizer[0].path))
+            file, key=only_optimizer[0].value_key))
     if keyed_under_optimizer:
         n0 = keyed_under_optimizer[0]
         out.append(Finding(
@@ -99,7 +99,7 @@ def _optimizer_only_findings(graph: ObjectGraph, file: str | None) -> list[Findi
             f"(e.g. {n0.path} is {n0.model_path}): object-based restore through the model finds them, but tools "
             f"that match keys by name (a model/ prefix, tf.compat.v1.train.init_from_checkpoint, assignment maps) "
             f"will not",
-            file, n0.path))
+            file, key=n0.value_key))
     return out
 
 
@@ -117,14 +117,16 @@ def _file_names(files: Any) -> tuple[str | None, str | None, str | None]:
 
 
 def check_num_classes(num_classes: int | None, label_map: LabelMap | None, head_classes: int | None,
-                      files: Any = None) -> list[Finding]:
+                      files: Any = None, *, head_key: str | None = None) -> list[Finding]:
     """Does the config's class count agree with the label map and the class-prediction head?
 
     All three numbers count foreground classes, as the OD API's ``num_classes``
     does: the label map contributes its largest id (ids run from 1), the caller
     gives the head's class count read off a variable's shape (without the
     background slot). ``files`` names the three sources, as a mapping with keys
-    ``config``, ``label_map`` and ``head`` or a sequence in that order.
+    ``config``, ``label_map`` and ``head`` or a sequence in that order;
+    ``head_key`` is the checkpoint key of the variable the head's count was read
+    off, carried by the findings about the head.
 
     One error per disagreement, each naming all three numbers. With a config,
     the label map and the head are each compared with it; without one, with
@@ -157,7 +159,7 @@ def check_num_classes(num_classes: int | None, label_map: LabelMap | None, head_
         if lm_max is not None and lm_max != c:
             out.append(Finding(ERROR, f"{c_txt} but {l_txt}; {h_txt}", cfg_file))
         if h is not None and h != c:
-            out.append(Finding(ERROR, f"{c_txt} but {h_txt}; {l_txt}", cfg_file))
+            out.append(Finding(ERROR, f"{c_txt} but {h_txt}; {l_txt}", cfg_file, key=head_key))
     elif lm_max is not None and h is not None and lm_max != h:
-        out.append(Finding(ERROR, f"{l_txt} but {h_txt}; {c_txt}", lm_file))
+        out.append(Finding(ERROR, f"{l_txt} but {h_txt}; {c_txt}", lm_file, key=head_key))
     return out

@@ -10,6 +10,7 @@ without ``saved_model.pb``, an empty or unrelated folder).
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -85,6 +86,26 @@ class ModelFolder:
     label_map: Path | None = None
     keras_file: Path | None = None
     findings: list[Finding] = field(default_factory=list)
+    # What has been read from the folder's files, shared by everyone holding this folder (the inventory,
+    # the loader, a checkpoint switch), so each file is parsed once per open: see parsed().
+    _parsed: dict = field(default_factory=dict, repr=False, compare=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def parsed(self, key, read):
+        """``read()``'s result for ``key`` (a path, or a tuple naming what was read), read once.
+
+        A failure is remembered too and raised again, so every caller sees the same one-line error.
+        """
+        with self._lock:
+            if key not in self._parsed:
+                try:
+                    self._parsed[key] = (True, read())
+                except Exception as exc:  # remembered and re-raised as it was, to every caller
+                    self._parsed[key] = (False, exc)
+            ok, value = self._parsed[key]
+        if not ok:
+            raise value
+        return value
 
     def checkpoint(self, name: str | None) -> CheckpointRef | None:
         """The checkpoint called ``name`` (``ckpt-3``, a prefix path, or ``3``); the selected one for None."""
@@ -259,13 +280,14 @@ def _find_label_map(folder: Path, pipeline_label_path: str | None = None) -> Pat
     return None
 
 
-def _pipeline_label_path(config: Path | None) -> str | None:
-    """The label map a pipeline.config names, as found on this machine (else as written)."""
+def _pipeline_label_path(mf: ModelFolder) -> str | None:
+    """The label map the folder's pipeline.config names, as found on this machine (else as written)."""
+    config = mf.pipeline_config
     if config is None:
         return None
     from ..formats.configs import ConfigError, read_pipeline_config  # local: configs is only needed here
     try:
-        cfg = read_pipeline_config(config)
+        cfg = mf.parsed(config, lambda: read_pipeline_config(config))
     except ConfigError:
         return None
     return str(cfg.label_map_found) if cfg.label_map_found else cfg.label_map_path
@@ -351,7 +373,7 @@ def _siblings(mf: ModelFolder, folder: Path) -> None:
             mf.pipeline_config = place / "pipeline.config"
         if mf.params_yaml is None and (place / "params.yaml").is_file():
             mf.params_yaml = place / "params.yaml"
-    mf.label_map = _find_label_map(folder, _pipeline_label_path(mf.pipeline_config))
+    mf.label_map = _find_label_map(folder, _pipeline_label_path(mf))
 
 
 def _from_folder(given: Path, folder: Path) -> ModelFolder:
@@ -398,7 +420,7 @@ def _from_folder(given: Path, folder: Path) -> ModelFolder:
             mf = ModelFolder(given, OD_API_EXPORT, folder, pipeline_config=folder / "pipeline.config")
             mf.findings.append(Finding(ERROR, "pipeline.config is here but no checkpoint (*.index) and no "
                                               "saved_model/ beside it", str(folder / "pipeline.config")))
-            mf.label_map = _find_label_map(folder, _pipeline_label_path(mf.pipeline_config))
+            mf.label_map = _find_label_map(folder, _pipeline_label_path(mf))
             return mf
         raise FolderError(f"{given} holds no model: no saved_model.pb, no checkpoint (*.index), "
                           "no pipeline.config, no .keras/.h5 file")

@@ -1,6 +1,6 @@
 """The browsable inventory of a model folder: one tree type, built without TensorFlow.
 
-``build_inventory(path)`` recognises the folder, reads its checkpoint index, object
+``build_inventory(folder)`` takes a recognised folder (or a path to recognise), reads its checkpoint index, object
 graph, SavedModel, configs and label map, and returns an :class:`Inventory` whose
 ``root`` is a tree of :class:`Node` (the GUI's tree model and the CLI's text tree
 both read it) plus the flat facts ``inspect --json`` prints.
@@ -8,7 +8,7 @@ both read it) plus the flat facts ``inspect --json`` prints.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from . import folders
@@ -20,16 +20,33 @@ from ..formats.kerasfile import KerasFileError, KerasInfo, read_keras_file
 from ..formats.labels import LabelMap, LabelMapError, read_label_map
 from ..formats.objectgraph import ObjectGraph, ObjectNode, graph_from_bundle, name_tree, walk_tree
 from ..base.errors import UserError
-from ..base.findings import ERROR, INFO, Finding, sort_findings
+from ..base.findings import ERROR, INFO, Finding, StrEnum, sort_findings
 from ..formats.savedmodel import SavedModelError, SavedModelInfo, read_saved_model
 
 OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
 STEP_KEYS = ("step/.ATTRIBUTES/VARIABLE_VALUE", "global_step/.ATTRIBUTES/VARIABLE_VALUE", "global_step",
              "optimizer/iter/.ATTRIBUTES/VARIABLE_VALUE", "optimizer/iterations/.ATTRIBUTES/VARIABLE_VALUE")
 
-# Node kinds.
-GROUP, OBJECT, VARIABLE, SLOT, VALUE = "group", "object", "variable", "slot", "value"
-SIGNATURE, INPUT, OUTPUT, FACT, LABEL, FINDING = "signature", "input", "output", "fact", "label", "finding"
+class NodeKind(StrEnum):
+    """What a tree row is. Members are their strings (``NodeKind.VARIABLE == "variable"``)."""
+
+    GROUP = "group"            # a titled section: Checkpoint, Signatures, Label map, Problems ...
+    OBJECT = "object"          # an object of the checkpoint's object graph that holds values below it
+    VARIABLE = "variable"      # a model weight
+    SLOT = "slot"              # an optimizer's per-variable state, shown under its variable
+    VALUE = "value"            # any other stored value (step, counters, optimizer state, unnamed entries)
+    SIGNATURE = "signature"
+    INPUT = "input"
+    OUTPUT = "output"
+    FACT = "fact"              # one fact of a config, an op type, a function name
+    LABEL = "label"
+    FINDING = "finding"
+
+
+GROUP, OBJECT, VARIABLE, SLOT, VALUE = NodeKind.GROUP, NodeKind.OBJECT, NodeKind.VARIABLE, NodeKind.SLOT, NodeKind.VALUE
+SIGNATURE, INPUT, OUTPUT, FACT, LABEL, FINDING = (NodeKind.SIGNATURE, NodeKind.INPUT, NodeKind.OUTPUT, NodeKind.FACT,
+                                                   NodeKind.LABEL, NodeKind.FINDING)
+VALUE_KINDS = frozenset({VARIABLE, SLOT, VALUE})    # rows with a stored value behind them (``key`` names it)
 
 
 @dataclass(eq=False)
@@ -37,7 +54,7 @@ class Node:
     """One row of the tree. ``path`` is unique in its tree; ``key`` names the bundle entry behind a value."""
 
     name: str
-    kind: str
+    kind: NodeKind
     shape: tuple | None = None
     dtype: str | None = None
     params: int | None = None       # number of elements (variables) or of parameters below (groups)
@@ -104,10 +121,32 @@ class Inventory:
     keras: KerasInfo | None = None
     object_graph: ObjectGraph | None = None
     findings: list[Finding] = field(default_factory=list)
+    # The row of each finding under the tree's Problems group, and the value rows by key (made on first use).
+    finding_rows: dict[Finding, Node] = field(default_factory=dict, repr=False, compare=False)
+    _by_key: dict[str, Node] | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def kind(self) -> str:
         return self.folder.kind
+
+    def node_for(self, finding: Finding) -> Node | None:
+        """The tree node ``finding`` concerns: the value row with its checkpoint key, else the row at its
+        inventory path, else its own row under Problems; None when it concerns none of this tree
+        (a finding of a loaded model, say)."""
+        if finding.key:
+            if self._by_key is None:
+                self._by_key = {}
+                for n in self.root.walk():
+                    if n.key and n.kind in VALUE_KINDS:
+                        self._by_key.setdefault(n.key, n)
+            node = self._by_key.get(finding.key)
+            if node is not None:
+                return node
+        if finding.node:
+            node = next((n for n in self.root.walk() if n.path == finding.node), None)
+            if node is not None:
+                return node
+        return self.finding_rows.get(finding)
 
     def entries(self) -> list[Entry]:
         return list(self.bundle.entries.values()) if self.bundle else []
@@ -285,7 +324,7 @@ def _checkpoint_tree(inv: Inventory, title: str) -> None:
     bundle = inv.bundle
     detail = f"{inv.checkpoint.name} ({inv.checkpoint.prefix})" if inv.checkpoint else ""
     group = inv.root.add(Node(title, GROUP, detail=detail))
-    graph = graph_from_bundle(bundle)
+    graph = object_graph_of(inv.folder, bundle)
     inv.object_graph = graph
     if graph.unreadable:
         inv.findings.append(Finding(ERROR, f"the object graph cannot be decoded ({graph.unreadable}); the tree "
@@ -385,15 +424,16 @@ HEAD_RULES = {
 }
 
 
-def head_classes(inv: Inventory) -> int | None:
-    """The number of classes the class-prediction head was built for, read off its bias shape.
+def class_head(inv: Inventory) -> tuple[int, str] | None:
+    """The number of classes the class-prediction head was built for, read off its bias shape, and the
+    checkpoint key of that bias.
 
     Only where the model type says how to read it; a guess would raise false alarms.
     """
     if inv.bundle is None or inv.pipeline is None or inv.pipeline.model_type not in HEAD_RULES:
         return None
     hints, rule = HEAD_RULES[inv.pipeline.model_type]
-    biases = [e.shape[0] for key, e in inv.bundle.entries.items()
+    biases = [(e.shape[0], key) for key, e in inv.bundle.entries.items()
               if key.startswith("model/") and key.endswith("bias/.ATTRIBUTES/VARIABLE_VALUE") and len(e.shape) == 1
               and any(h in key for h in hints)]
     if not biases:
@@ -402,14 +442,36 @@ def head_classes(inv: Inventory) -> int | None:
         # The head's output layer: narrower than the hidden layers before it.
         return min(biases)
     anchors = getattr(inv.pipeline, "anchors_per_location", None)
-    if anchors and biases[-1] % anchors == 0:
-        return biases[-1] // anchors - 1
+    size, key = biases[-1]
+    if anchors and size % anchors == 0:
+        return size // anchors - 1, key
     return None
 
 
-def build_inventory(path: str | Path, checkpoint: str | None = None) -> Inventory:
-    """Everything browsable about ``path``. Raises FolderError when nothing can be opened."""
-    mf = folders.recognise(path)
+def head_classes(inv: Inventory) -> int | None:
+    """The number of classes the class-prediction head was built for (see :func:`class_head`)."""
+    head = class_head(inv)
+    return head[0] if head is not None else None
+
+
+def _entries_and_step(ref: CheckpointRef) -> tuple[int, int | None]:
+    b = Bundle(ref.prefix)
+    return len(b.entries), read_step(b)
+
+
+def object_graph_of(mf: ModelFolder, bundle: Bundle) -> ObjectGraph:
+    """The object graph of one of the folder's bundles, decoded once per open (the inventory and the
+    restore both need it)."""
+    return mf.parsed(("object graph", str(bundle.prefix)), lambda: graph_from_bundle(bundle))
+
+
+def build_inventory(path: str | Path | ModelFolder, checkpoint: str | None = None) -> Inventory:
+    """Everything browsable about ``path``. Raises FolderError when nothing can be opened.
+
+    Given a :class:`ModelFolder` already recognised, the inventory works on a copy of it (sharing what
+    was already parsed of its files), so the caller's folder is never changed.
+    """
+    mf = replace(path, findings=list(path.findings)) if isinstance(path, ModelFolder) else folders.recognise(path)
     root = Node("", GROUP)
     inv = Inventory(mf, root)
     findings = list(mf.findings)
@@ -422,11 +484,13 @@ def build_inventory(path: str | Path, checkpoint: str | None = None) -> Inventor
     for ref in mf.checkpoints:
         summary = CheckpointSummary(str(ref.prefix), ref.name, ref.number, None, None)
         try:
-            b = Bundle(ref.prefix)
-            summary.entries = len(b.entries)
-            summary.step = read_step(b)
             if ref is mf.selected:
-                inv.bundle = b
+                inv.bundle = b = Bundle(ref.prefix)
+                summary.entries, summary.step = mf.parsed(("entries and step", ref.prefix),
+                                                          lambda: (len(b.entries), read_step(b)))
+            else:
+                summary.entries, summary.step = mf.parsed(("entries and step", ref.prefix),
+                                                          lambda: _entries_and_step(ref))
         except BundleError as exc:
             if ref is mf.selected:
                 findings.append(Finding(ERROR, str(exc), str(ref.index)))
@@ -439,7 +503,7 @@ def build_inventory(path: str | Path, checkpoint: str | None = None) -> Inventor
         if path is None or folders.is_lfs_pointer(path):  # LFS pointers were already reported
             return None
         try:
-            part = reader(path)
+            part = mf.parsed(path, lambda: reader(path))
         except error as exc:
             findings.append(Finding(ERROR, str(exc), str(path)))
             return None
@@ -483,11 +547,13 @@ def build_inventory(path: str | Path, checkpoint: str | None = None) -> Inventor
         inv.params.foreground_classes if inv.params else None)
     files = [str(p) if p else None for p in (mf.pipeline_config or mf.params_yaml, mf.label_map,
                                              inv.checkpoint.index if inv.checkpoint else None)]
-    inv.findings.extend(check_num_classes(num_classes, inv.label_map, head_classes(inv), files))
+    head = class_head(inv)
+    inv.findings.extend(check_num_classes(num_classes, inv.label_map, head[0] if head else None, files,
+                                          head_key=head[1] if head else None))
     inv.findings = sort_findings(inv.findings)
     if inv.findings:
         # Problems come first: they are what a user needs before trusting anything below.
         problems = root.insert(0, Node("Problems", GROUP, detail=str(len(inv.findings))))
         for f in inv.findings:
-            problems.add(Node(f.message, FINDING, detail=f.severity))
+            inv.finding_rows[f] = problems.add(Node(f.message, FINDING, detail=f.severity.value))
     return inv

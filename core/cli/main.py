@@ -85,11 +85,13 @@ def _inspect_tensor(inv, args) -> int:
     return 0
 
 
-def _engine():
+def _host():
+    """A model host whose engine says what it is doing on stderr with DETSCOPE_VERBOSE=1."""
+    from ..app.host import ModelHost
     from ..runtime.engine import Engine
 
-    return Engine(on_progress=(lambda name, msg: sys.stderr.write(f"… {msg}\n"))
-                  if os.environ.get("DETSCOPE_VERBOSE") else None)
+    return ModelHost(Engine(on_progress=(lambda name, msg: sys.stderr.write(f"… {msg}\n"))
+                            if os.environ.get("DETSCOPE_VERBOSE") else None))
 
 
 def _coco_ids(images: list[Path]) -> dict[str, int]:
@@ -111,24 +113,23 @@ def _tags(args) -> list[str] | None:
 
 def cmd_detect(args) -> int:
     from ..media.images import list_images
-    from ..runtime.model import detect_images, load_model
 
     images = list_images(args.images)
     if not images:
         raise errors.UserError(f"no images in {' '.join(args.images)}")
-    engine = _engine()
+    host = _host()
     try:
-        loaded = engine.run_sync(load_model, args.model, checkpoint=args.checkpoint, labels=args.labels,
-                                 signature=args.signature, template=args.template, factory=args.factory,
-                                 scale=args.scale, safe_mode=not args.unsafe_keras, tags=_tags(args))
-        for f in loaded.findings:
+        model = host.load_sync(args.model, checkpoint=args.checkpoint, labels=args.labels,
+                               signature=args.signature, template=args.template, factory=args.factory,
+                               scale=args.scale, safe_mode=not args.unsafe_keras, tags=_tags(args))
+        for f in model.findings:
             if f.severity != "info":
                 sys.stderr.write(f"{f.line()}\n")
         if args.out:
             Path(args.out).mkdir(parents=True, exist_ok=True)
         coco_ids = _coco_ids(images) if args.coco_results else {}
         results, coco = [], []
-        for n, (path, image, dets) in enumerate(detect_images(engine, loaded, images), 1):
+        for n, (path, image, dets) in enumerate(host.detect_many(images), 1):
             dets = dets.above(args.threshold)
             results.append({"path": str(path), "width": dets.width, "height": dets.height,
                             "detections": dets.as_json()})
@@ -142,7 +143,7 @@ def cmd_detect(args) -> int:
                     box = ", ".join(f"{v:.1f}" for v in d["box"])
                     sys.stdout.write(f"  {d['score']:.3f}  {d['label']} (class {d['class_id']})  [{box}]\n")
     finally:
-        engine.shutdown(timeout=30)
+        host.shutdown()
     if args.coco_results:
         Path(args.coco_results).write_text(json.dumps(coco))
     if args.json:
@@ -160,16 +161,14 @@ def _write_annotated(image, dets, out: Path) -> None:
 
 
 def cmd_restore(args) -> int:
-    from ..runtime.model import load_model
-
-    engine = _engine()
+    host = _host()
     try:
-        loaded = engine.run_sync(load_model, args.checkpoint, template=args.template, factory=args.factory,
-                                 checkpoint=args.ckpt, warmup=False, safe_mode=not args.unsafe_keras,
-                                 tags=_tags(args))
+        model = host.load_sync(args.checkpoint, template=args.template, factory=args.factory,
+                               checkpoint=args.ckpt, warmup=False, safe_mode=not args.unsafe_keras,
+                               tags=_tags(args))
     finally:
-        engine.shutdown(timeout=30)
-    report = loaded.report
+        host.shutdown()
+    report = model.report
     if report is None:
         raise errors.UserError(f"{args.checkpoint}: there was no checkpoint to restore")
     if args.json:

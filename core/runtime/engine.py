@@ -145,8 +145,17 @@ class Engine:
         if cancel_pending:
             for w in pending:
                 w.future.cancel()
-        if wait and threading.get_ident() != self.thread_ident:
+        if wait:
+            self.join(timeout)
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait up to ``timeout`` seconds for the worker to end (after :meth:`shutdown`); True when it has.
+
+        On the engine thread itself it does not wait (and says whether the thread has ended: it has not).
+        """
+        if threading.get_ident() != self.thread_ident:
             self._thread.join(timeout)
+        return not self._thread.is_alive()
 
     # --- the worker --------------------------------------------------------------------------
     def _next(self) -> _Work | None:

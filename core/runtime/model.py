@@ -10,12 +10,13 @@ returned :class:`LoadedModel` belongs to that thread too.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from ..browse import folders
+from ..browse.inventory import object_graph_of
 from ..formats.bundle import Bundle, BundleError
 from ..detect.detections import Detections
 from ..detect.conventions import Detector, DetectorError, OutputMapping, find_image_input, find_output_mapping
@@ -58,17 +59,18 @@ class LoadedModel:
     def switch_checkpoint(self, name: str, job=None) -> RestoreReport:
         """Re-assign weights from another ``ckpt-N`` of the same folder, without reloading the graph."""
         ref = self.folder.require_checkpoint(name)
-        self.report = _restore(ref, self.live, self.how, job)
+        self.report = _restore(self.folder, ref, self.live, self.how, job)
         self.checkpoint = ref
         return self.report
 
 
-def _restore(ref: CheckpointRef, live, target: str, job) -> RestoreReport:
+def _restore(mf: ModelFolder, ref: CheckpointRef, live, target: str, job) -> RestoreReport:
     try:
         bundle = Bundle(ref.prefix)
     except BundleError as exc:
         raise RestoreError(str(exc)) from exc
-    return restore_checkpoint(bundle, live, source=ref.name, target=target, job=job)
+    return restore_checkpoint(bundle, live, source=ref.name, target=target, job=job,
+                              graph=object_graph_of(mf, bundle))
 
 
 def find_template(mf: ModelFolder) -> Path | None:
@@ -88,7 +90,7 @@ def _label_map(mf: ModelFolder, labels: str | None, findings: list[Finding]) -> 
     if path is None:
         return None
     try:
-        return read_label_map(path)
+        return mf.parsed(Path(path), lambda: read_label_map(path)) if not labels else read_label_map(path)
     except LabelMapError as exc:
         if labels:
             raise
@@ -150,24 +152,26 @@ def _warm_up(loaded: LoadedModel, job) -> None:
     loaded.seconds["warmup"] = time.perf_counter() - start
 
 
-def load_model(path: str | Path, **options) -> LoadedModel:
+def load_model(path: str | Path | ModelFolder, **options) -> LoadedModel:
     """Load what ``path`` names, restore its checkpoint when there is one, and build its detector.
 
     Options: ``checkpoint`` (ckpt-N), ``template`` (a SavedModel), ``factory`` (FILE.py:build),
     ``signature``, ``tags``, ``safe_mode`` (Keras), ``labels`` (a label map), ``scale`` (float
-    input range), ``warmup``, ``job``. The collector is paused meanwhile: a load builds many
+    input range), ``warmup``, ``job``. ``path`` may be a folder already recognised (its parsed files are
+    then shared with whoever else holds it). The collector is paused meanwhile: a load builds many
     objects, and its full passes would stall the other threads.
     """
     with collector_paused():
         return _load_model(path, **options)
 
 
-def _load_model(path: str | Path, *, checkpoint: str | None = None, template: str | Path | None = None,
+def _load_model(path: str | Path | ModelFolder, *, checkpoint: str | None = None, template: str | Path | None = None,
                factory: str | None = None, signature: str | None = None, tags: list[str] | None = None,
                safe_mode: bool = True, labels: str | None = None, scale: str | None = None,
                warmup: bool = True, job=None) -> LoadedModel:
     start = time.perf_counter()
-    mf = folders.recognise(path)
+    mf = path if isinstance(path, ModelFolder) else folders.recognise(path)
+    path = mf.path
     findings: list[Finding] = []
     label_map = _label_map(mf, labels, findings)
     label = label_map.label if label_map is not None else None
@@ -194,7 +198,7 @@ def _load_model(path: str | Path, *, checkpoint: str | None = None, template: st
             loaded.detector, more = _keras_detector(model, label, mapping, scale)
         except DetectorError as exc:
             loaded.detector, more = None, [Finding(ERROR, str(exc), str(mf.keras_file))]
-        findings.extend(Finding(f.severity, f.message, f.file or str(mf.keras_file)) for f in more)
+        findings.extend(replace(f, file=f.file or str(mf.keras_file)) for f in more)
         _align_classes(loaded)
         if warmup:
             _warm_up(loaded, job)
@@ -217,7 +221,7 @@ def _load_model(path: str | Path, *, checkpoint: str | None = None, template: st
         t0 = time.perf_counter()
         if job is not None:
             job.progress(f"restoring {ref.name}")
-        loaded.report = _restore(ref, live, target, job)
+        loaded.report = _restore(mf, ref, live, target, job)
         loaded.report.tf_messages.update(messages)
         loaded.checkpoint = ref
         loaded.seconds["restore"] = time.perf_counter() - t0
@@ -279,19 +283,3 @@ def mapping_target(loaded: LoadedModel) -> MappingTarget:
         raise UserError(f"{loaded.path.name} has no signature whose outputs could be mapped")
     current = loaded.detector.mapping if loaded.detector is not None else load_mapping(key)
     return MappingTarget(key, outputs, current)
-
-
-def detect_images(engine, loaded: LoadedModel, paths):
-    """Yield ``(path, image, detections)`` for each image, decoding the next image while the
-    engine thread runs the model on the current one (the CLI's and the benchmarks' loop)."""
-    from ..media.images import load_image
-
-    pending = None
-    for path in paths:
-        image = load_image(path)
-        future = engine.submit(loaded.detect, image)
-        if pending is not None:
-            yield pending[0], pending[1], pending[2].result()
-        pending = (path, image, future)
-    if pending is not None:
-        yield pending[0], pending[1], pending[2].result()

@@ -9,10 +9,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..base.errors import UserError
+from ..base.findings import StrEnum
 from ..base.text import fmt_shape
 from ..formats.objectgraph import COUNTER, MODEL, OPTIMIZER, OTHER, SLOT
 
-COMPLETE, PARTIAL, FAILED = "complete", "partial", "failed"
+
+class Verdict(StrEnum):
+    """A restore's verdict; only a complete one runs unasked. Members are their strings (JSON writes "complete")."""
+
+    COMPLETE = "complete"
+    PARTIAL = "partial"
+    FAILED = "failed"
+
+
+COMPLETE, PARTIAL, FAILED = Verdict.COMPLETE, Verdict.PARTIAL, Verdict.FAILED
 GROUP_TITLES = {SLOT: "optimizer slots", OPTIMIZER: "optimizer state", COUNTER: "step and counters",
                 MODEL: "model values", OTHER: "other values"}
 
@@ -46,7 +56,7 @@ class Mismatch:
 
 @dataclass
 class RestoreReport:
-    verdict: str
+    verdict: Verdict
     source: str                                   # the checkpoint (or file) restored from
     target: str                                   # what it was restored into
     matched: list[str] = field(default_factory=list)
@@ -57,6 +67,9 @@ class RestoreReport:
     mapping: dict[str, str] = field(default_factory=dict)    # checkpoint path -> live path of the roots
     notes: list[str] = field(default_factory=list)
     tf_messages: dict[str, int] = field(default_factory=dict)  # summarised TensorFlow warnings
+
+    def __post_init__(self):
+        self.verdict = Verdict(self.verdict)
 
     def unused_by_group(self) -> dict[str, list[Unused]]:
         groups: dict[str, list[Unused]] = {}
@@ -78,7 +91,7 @@ class RestoreReport:
 
     def as_json(self) -> dict:
         return {
-            "verdict": self.verdict,
+            "verdict": str(self.verdict),
             "source": self.source,
             "target": self.target,
             "matched": len(self.matched),

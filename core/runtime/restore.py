@@ -273,9 +273,10 @@ def assign_values(bundle: Bundle, to_assign: dict[str, object], job=None) -> Non
         var.assign(value)
 
 
-def restore_checkpoint(bundle: Bundle, live_root, *, source: str = "", target: str = "", job=None) -> RestoreReport:
+def restore_checkpoint(bundle: Bundle, live_root, *, source: str = "", target: str = "", job=None,
+                       graph: ObjectGraph | None = None) -> RestoreReport:
     """Plan, then assign: the model's variables take the checkpoint's values where they match."""
-    report, to_assign = plan_restore(bundle, live_root, source=source, target=target)
+    report, to_assign = plan_restore(bundle, live_root, graph, source=source, target=target)
     if job is not None:
         job.progress(f"assigning {len(to_assign)} values from {bundle.prefix.name}")
     try:

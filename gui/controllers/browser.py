@@ -87,6 +87,12 @@ class ImageBrowser(QObject):
         if self.paths:
             self.go(self.index + delta if self.index >= 0 else 0)
 
+    def first(self) -> None:
+        self.go(0)
+
+    def last(self) -> None:
+        self.go(len(self.paths) - 1)
+
     def reshow(self) -> None:
         """Show the current image again (after a live source let go of the panel)."""
         self.enabled = True
@@ -123,7 +129,7 @@ class ImageBrowser(QObject):
         return (str(path), self.session.generation)
 
     def _detect(self, request: int, path: Path, rgb) -> None:
-        if self.session.loaded is None:
+        if self.session.model is None:
             if self.session.busy:
                 self.message.emit(f"{path.name}: detections follow when the model has loaded")
             return
@@ -155,7 +161,7 @@ class ImageBrowser(QObject):
         if request == self._request:
             self.bridge.report(exc, "detection failed")
 
-    def _model_changed(self, _loaded) -> None:
+    def _model_changed(self, _model) -> None:
         """New weights: the image on screen is run again."""
         if self.enabled and self.image is not None and self.current is not None:
             self._request += 1

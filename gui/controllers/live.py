@@ -188,7 +188,7 @@ class LiveController(QObject):
         self.panel.set_image(frame.image, f"{name} frame {frame.index}", dets)
         self.frame_shown.emit(frame, dets)
 
-    def _model_changed(self, _loaded) -> None:
+    def _model_changed(self, _model) -> None:
         self._detect_error = None
         self._dets = None
 
@@ -201,7 +201,7 @@ class LiveController(QObject):
         states = _sources()
         if source.state in (states.RUNNING, states.PAUSED):
             parts.append(f"camera {source.fps:.1f} fps" if source.live else f"video {source.fps:.1f} fps")
-        if self.session.loaded is not None and self._detect_error is None:
+        if self.session.model is not None and self._detect_error is None:
             parts.append(f"inference {self.inference.rate():.1f} fps" if self.inference else "inference –")
             if self.latency is not None:
                 parts.append(f"latency {self.latency * 1000:.0f} ms")

@@ -1,9 +1,9 @@
-"""One opened model folder: its inventory (read off the GUI thread) and its live model (on the engine).
+"""The window's face of :class:`~detscope.core.app.host.ModelHost`: its futures as Qt signals.
 
-Every TensorFlow object stays on the engine thread: the functions submitted there
-are module-level (``_load``, ``_switch``, ``_release``) and keep the live model in
-a holder only the engine thread writes, so a checkpoint switch queued while the
-model still loads runs right after it, and dropping a model frees it there too.
+The host recognises the folder once, reads the inventory on the pool and keeps the live model on
+the engine thread; this controller only hands out what comes back — an :class:`Inventory` and
+frozen :class:`ModelSummary` snapshots — on the GUI thread, dropping answers a newer request has
+overtaken (:class:`~detscope.core.app.host.Latest`).
 """
 
 from __future__ import annotations
@@ -13,49 +13,9 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
-from ..qt.bridge import Bridge, log
+from detscope.core.app.host import Latest, ModelHost, ModelSummary
 
-
-class _Holder:
-    """The live model, written only on the engine thread."""
-
-    model = None
-
-
-def _load(holder: _Holder, path: str, checkpoint: str | None, template: str | None, job=None):
-    from detscope.core.runtime.model import load_model
-
-    holder.model = load_model(path, checkpoint=checkpoint, template=template, job=job)
-    return holder          # the future keeps the holder, not the model: the engine alone lets the model go
-
-
-def _switch(holder: _Holder, name: str, job=None):
-    from detscope.core.base.errors import UserError
-
-    if holder.model is None:
-        raise UserError(f"cannot switch to {name}: no model is loaded")
-    return holder.model.switch_checkpoint(name, job=job)
-
-
-def _mapping_target(holder: _Holder):
-    from detscope.core.base.errors import UserError
-    from detscope.core.runtime.model import mapping_target
-
-    if holder.model is None:
-        raise UserError("no model is loaded: its outputs cannot be mapped")
-    return mapping_target(holder.model)
-
-
-def _release(holder: _Holder, handed_over: list) -> None:
-    """Drop the model here, on the engine thread, with the GUI's reference it handed over."""
-    holder.model = None
-    handed_over.clear()
-
-
-def _inventory(path: str, checkpoint: str | None):
-    from detscope.core.browse.inventory import build_inventory
-
-    return build_inventory(path, checkpoint=checkpoint)
+from ..qt.bridge import Bridge
 
 
 class ModelSession(QObject):
@@ -63,7 +23,7 @@ class ModelSession(QObject):
 
     opened = Signal(object)               # Path: a new model folder is being opened
     inventory_ready = Signal(object)      # Inventory
-    model_ready = Signal(object)          # LoadedModel
+    model_ready = Signal(object)          # ModelSummary (after a load or a checkpoint switch)
     report_changed = Signal(object)       # RestoreReport (after a load or a checkpoint switch)
     checkpoint_changed = Signal(str)
     message = Signal(str)                 # a one-line status
@@ -75,15 +35,15 @@ class ModelSession(QObject):
         self.engine = engine
         self.bridge = bridge
         self.pool = pool
+        self.host = ModelHost(engine, pool)
         self.path: Path | None = None
         self.template: Path | None = None  # a SavedModel of the same architecture, for a bare checkpoint
         self.inventory = None
-        self.loaded = None
+        self.model: ModelSummary | None = None   # the loaded model, as its latest summary
         self.generation = 0               # bumps whenever the weights change (detections are stale)
         self.loading: Future | None = None
         self.switching: Future | None = None
-        self._holder = _Holder()
-        self._inventory_request = 0
+        self._inventory_request = Latest()
 
     # --- opening -------------------------------------------------------------------------------
     def open(self, path, checkpoint: str | None = None, template=None) -> None:
@@ -99,65 +59,49 @@ class ModelSession(QObject):
         gen = self.generation
         self.opened.emit(self.path)
         name = self.path.name or str(self.path)
-        self._read_inventory(checkpoint)
-        self._holder = holder = _Holder()
         job = f"load {name}"
-        future = self.engine.submit(_load, holder, str(self.path), checkpoint,
-                                    str(self.template) if self.template else None, name=job)
+        inventory, future = self.host.open(self.path, checkpoint=checkpoint, name=job,
+                                           template=str(self.template) if self.template else None)
+        self._watch_inventory(inventory)
         self.loading = future
         self.bridge.track(f"Loading {name}", future, cancel=lambda: self.engine.cancel(future), name=job)
-        self.bridge.watch(future, lambda h: self._loaded(gen, h.model), lambda e: self._load_failed(gen, e),
+        self.bridge.watch(future, lambda summary: self._loaded(gen, summary), lambda e: self._load_failed(gen, e),
                           lambda: self._load_cancelled(gen))
 
-    def _read_inventory(self, checkpoint: str | None) -> None:
-        self._inventory_request += 1
-        request = self._inventory_request
-        future = self.pool.submit(_inventory, str(self.path), checkpoint)
+    def _watch_inventory(self, future: Future) -> None:
+        request = self._inventory_request.stamp()
         self.bridge.track(f"Reading {self.path.name}", future)
         self.bridge.watch(future, lambda inv: self._inventory_done(request, inv),
                           lambda e: self._inventory_failed(request, e))
 
     def close_model(self) -> None:
         """Cancel what loads and let the engine drop the live model."""
-        in_flight = False
-        for future in (self.loading, self.switching):
-            if future is not None and not future.done():
-                self.engine.cancel(future)
-                in_flight = True
+        self.host.close()
         self.loading = self.switching = None
         self.inventory = None
-        # The release queues behind a load or restore still running, so whatever they leave goes too.
-        handed_over = [self.loaded] if self.loaded is not None else []
-        self.loaded = None
-        if handed_over or in_flight or self._holder.model is not None:
-            try:
-                self.engine.submit(_release, self._holder, handed_over, name="release model")
-            except RuntimeError:       # the engine is shut down: the process is ending anyway
-                log.debug("engine already shut down; the model goes with the process")
-        self._holder = _Holder()
+        self.model = None
 
     def _inventory_done(self, request: int, inv) -> None:
-        if request != self._inventory_request:
+        if not self._inventory_request.is_current(request):
             return                       # a newer read (another folder or checkpoint) is under way
         self.inventory = inv
         self.inventory_ready.emit(inv)
 
     def _inventory_failed(self, request: int, exc: BaseException) -> None:
-        if request == self._inventory_request:
+        if self._inventory_request.is_current(request):
             self.failed.emit(self.bridge.report(exc, f"cannot read {self.path.name}"))
 
-    def _loaded(self, gen: int, loaded) -> None:
-        if gen != self.generation or self.loading is None or loaded is None:
+    def _loaded(self, gen: int, model: ModelSummary) -> None:
+        if gen != self.generation or self.loading is None:
             return
         self.loading = None
-        self.loaded = loaded
-        took = sum(loaded.seconds.get(k, 0.0) for k in ("load", "restore", "warmup"))
-        what = loaded.report.summary() if loaded.report is not None else "no checkpoint restored"
-        self.message.emit(f"{self.path.name} loaded in {took:.1f} s — {what}")
-        self.model_ready.emit(loaded)
-        self.report_changed.emit(loaded.report)
-        if loaded.checkpoint is not None:
-            self.checkpoint_changed.emit(loaded.checkpoint.name)
+        self.model = model
+        what = model.report.summary() if model.report is not None else "no checkpoint restored"
+        self.message.emit(f"{self.path.name} loaded in {model.loaded_in():.1f} s — {what}")
+        self.model_ready.emit(model)
+        self.report_changed.emit(model.report)
+        if model.checkpoint is not None:
+            self.checkpoint_changed.emit(model.checkpoint.name)
 
     def _load_failed(self, gen: int, exc: BaseException) -> None:
         if gen != self.generation:
@@ -181,15 +125,15 @@ class ModelSession(QObject):
             self.engine.cancel(self.switching)
         self.generation += 1
         gen = self.generation
-        self._read_inventory(name)
-        if self.loaded is None and self.loading is None:
+        self._watch_inventory(self.host.read_inventory(name))
+        if self.model is None and self.loading is None:
             self.message.emit(f"showing {name}; no model is loaded to restore it into")
             return
         job = f"restore {name}"
-        future = self.engine.submit(_switch, self._holder, name, name=job)
+        future = self.host.switch(name, name=job)
         self.switching = future
         self.bridge.track(f"Restoring {name}", future, cancel=lambda: self.engine.cancel(future), name=job)
-        self.bridge.watch(future, lambda r: self._switched(future, gen, name, r),
+        self.bridge.watch(future, lambda m: self._switched(future, gen, name, m),
                           lambda e: self._switch_failed(future, e),
                           lambda: self._switch_cancelled(future, name))
 
@@ -201,15 +145,15 @@ class ModelSession(QObject):
         self._done_switching(future)
         self.message.emit(f"switching to {name} cancelled")
 
-    def _switched(self, future: Future, gen: int, name: str, report) -> None:
+    def _switched(self, future: Future, gen: int, name: str, model: ModelSummary) -> None:
         self._done_switching(future)
         if gen != self.generation:
             return
-        self.message.emit(f"restored {name} — {report.summary()}")
-        self.report_changed.emit(report)
+        self.model = model
+        self.message.emit(f"restored {name} — {model.report.summary()}")
+        self.report_changed.emit(model.report)
         self.checkpoint_changed.emit(name)
-        if self.loaded is not None:
-            self.model_ready.emit(self.loaded)   # detections are stale: viewers run again
+        self.model_ready.emit(model)   # detections are stale: viewers run again
 
     def _switch_failed(self, future: Future, exc: BaseException) -> None:
         self._done_switching(future)
@@ -222,19 +166,19 @@ class ModelSession(QObject):
 
     def detect(self, image, name: str = "detect") -> Future | None:
         """Run the model on an RGB image on the engine (None when no model is loaded)."""
-        if self.loaded is None:
+        if self.model is None:
             return None
-        return self.engine.submit(self.loaded.detect, image, name=name)
+        return self.host.detect(image, name=name)
 
     def detect_latest(self, image) -> Future | None:
         """A live frame: replaces any frame still waiting for the engine."""
-        if self.loaded is None:
+        if self.model is None:
             return None
-        return self.engine.submit_latest(self.loaded.detect, image, name="frame")
+        return self.host.detect(image, latest=True)
 
     def request_mapping_target(self) -> Future:
-        """The loaded model's outputs and current mapping (a ``core.model.MappingTarget``), from the engine."""
-        return self.engine.submit(_mapping_target, self._holder, name="read outputs")
+        """The loaded model's outputs and current mapping (a ``MappingTarget``), from the engine."""
+        return self.host.mapping_target()
 
     def request_stats(self, key: str) -> Future:
         inv = self.inventory
@@ -243,18 +187,18 @@ class ModelSession(QObject):
         return self.pool.submit(inv.tensor_stats, key)
 
     def class_names(self) -> dict[int, str]:
-        lm = (self.loaded.label_map if self.loaded is not None else None) or \
-            (self.inventory.label_map if self.inventory is not None else None)
-        if lm is None:
-            return {}
-        return {int(item.id): item.label for item in lm.items}
+        """The label map's names: the one the model loaded with, else the folder's."""
+        if self.model is not None and self.model.label_map is not None:
+            return self.model.class_names()
+        lm = self.inventory.label_map if self.inventory is not None else None
+        return {int(item.id): item.label for item in lm.items} if lm is not None else {}
 
     def findings(self) -> list:
+        """The folder's findings and the load's, each message once."""
         seen, out = set(), []
         for f in list(self.inventory.findings if self.inventory else []) + list(
-                self.loaded.findings if self.loaded else []):
+                self.model.findings if self.model else []):
             if f.message not in seen:
                 seen.add(f.message)
                 out.append(f)
         return out
-

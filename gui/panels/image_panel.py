@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt, Signal
-from PySide6.QtGui import QAction, QColor, QKeySequence
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QAbstractItemView, QCheckBox, QFrame, QHBoxLayout, QHeaderView, QLabel, \
     QListWidget, QMenu, QPushButton, QSizePolicy, QSlider, QSplitter, QTableView, QToolButton, QVBoxLayout, QWidget
 
@@ -106,6 +106,7 @@ class ImagePanel(QWidget):
 
     file_chosen = Signal(int)          # row in the file list
     filter_changed = Signal()
+    labels_toggled = Signal(bool)
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -139,6 +140,7 @@ class ImagePanel(QWidget):
         self.labels_box.setChecked(True)
         self.labels_box.setToolTip("Show label and score on each box (L)")
         self.labels_box.toggled.connect(self.view.set_labels_visible)
+        self.labels_box.toggled.connect(self.labels_toggled)
         self.count_label = QLabel(self)
         self.count_label.setStyleSheet(f"color: {style.TEXT_DIM}")
         controls = QHBoxLayout()
@@ -204,15 +206,7 @@ class ImagePanel(QWidget):
         layout.addWidget(self.banner)
         layout.addWidget(self.split, 1)
 
-        up = QAction(self)
-        up.setShortcut(QKeySequence(Qt.Key.Key_BracketRight))
-        up.triggered.connect(lambda: self.slider.setValue(self.slider.value() + 5))
-        down = QAction(self)
-        down.setShortcut(QKeySequence(Qt.Key.Key_BracketLeft))
-        down.triggered.connect(lambda: self.slider.setValue(self.slider.value() - 5))
-        for a in (up, down):
-            a.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
-            self.addAction(a)
+        # The keys ([ and ], L, F, +, -) are the window's actions (gui/actions.py), which call the methods below.
         self._update_threshold_label()
         self._rebuild_class_menu()
         self._refresh()
@@ -243,6 +237,39 @@ class ImagePanel(QWidget):
 
     def set_threshold(self, value: float) -> None:
         self.slider.setValue(round(value * 100))
+
+    def step_threshold(self, delta: float) -> None:
+        """Raise (or lower, for a negative ``delta``) the score threshold; it stays within 0 and 1."""
+        self.set_threshold(self.threshold + delta)
+
+    def set_labels_visible(self, on: bool) -> None:
+        """Label and score on each box, or the boxes alone (``labels_toggled`` follows)."""
+        self.labels_box.setChecked(on)
+
+    # --- the view, the banner and the side, for the window's actions -----------------------------
+    def fit(self) -> None:
+        self.view.fit()
+
+    def zoom(self, factor: float) -> None:
+        self.view.zoom(factor)
+
+    def actual_size(self) -> None:
+        self.view.actual_size()
+
+    def show_banner(self, text: str, severity: str = "error", actions: list[tuple[str, object]] = ()) -> None:
+        self.banner.show_message(text, severity, actions)
+
+    def hide_banner(self) -> None:
+        self.banner.hide()
+
+    def set_side_visible(self, on: bool) -> None:
+        """The file list and the detections beside the image (full screen hides them)."""
+        self.side.setVisible(on)
+
+    def set_side_share(self, fraction: float) -> None:
+        """Give the side this fraction of the panel's width, the image the rest."""
+        total = max(self.split.width(), 100)
+        self.split.setSizes([round(total * (1 - fraction)), round(total * fraction)])
 
     def set_class_visible(self, class_id: int, visible: bool) -> None:
         if visible:

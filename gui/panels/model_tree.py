@@ -13,6 +13,7 @@ from PySide6.QtWidgets import QAbstractItemView, QHBoxLayout, QHeaderView, QLabe
     QVBoxLayout, QWidget
 
 from detscope.core.base.text import fmt_bytes, fmt_shape  # noqa: F401  (fmt_shape: used by the panels beside)
+from detscope.core.browse.inventory import VALUE_KINDS, NodeKind
 
 from ..qt import style
 
@@ -20,7 +21,6 @@ NAME, SHAPE, DTYPE, SIZE, DETAIL = range(5)
 HEADERS = ("Name", "Shape", "Dtype", "Parameters / size", "Detail")
 NODE_ROLE = Qt.ItemDataRole.UserRole + 1
 SORT_ROLE = Qt.ItemDataRole.UserRole + 2
-VALUE_KINDS = ("variable", "slot", "value")
 FILTER_DELAY_MS = 150
 
 
@@ -28,7 +28,7 @@ def fmt_size(node) -> str:
     if node.kind in VALUE_KINDS:
         parts = [f"{node.params:,}" if node.params is not None else "", fmt_bytes(node.nbytes)]
         return " · ".join(p for p in parts if p)
-    if node.kind in ("group", "object"):
+    if node.kind in (NodeKind.GROUP, NodeKind.OBJECT):
         parts = [f"{node.params:,}" if node.params else "", fmt_bytes(node.nbytes)]
         return " · ".join(p for p in parts if p)
     if node.params is not None:
@@ -127,7 +127,7 @@ class NodeModel(QAbstractItemModel):
         col = index.column()
         if role == Qt.ItemDataRole.DisplayRole:
             if col == NAME:
-                if node.kind == "fact" and node.detail and node.params is None:
+                if node.kind == NodeKind.FACT and node.detail and node.params is None:
                     return f"{node.name} = {node.detail}"      # a config value is read with its name
                 return node.name
             if col == SHAPE:
@@ -167,11 +167,11 @@ class NodeModel(QAbstractItemModel):
         return None
 
     def _foreground(self, node, col: int):
-        if node.kind == "finding":
+        if node.kind == NodeKind.FINDING:
             return QBrush(QColor(style.SEVERITY_COLOURS.get(node.detail, style.TEXT_DIM)))
         if node.kind in VALUE_KINDS and node.key and node.shape is None:
             return QBrush(QColor(style.TEXT_DIM))          # named but not in this checkpoint
-        if node.kind == "slot" or (col != NAME and col != SIZE):
+        if node.kind == NodeKind.SLOT or (col != NAME and col != SIZE):
             return QBrush(QColor(style.TEXT_DIM))
         return None
 
@@ -340,7 +340,7 @@ class ModelTreePanel(QWidget):
                 continue
             self.view.expand(self.proxy.mapFromSource(self.model.index_of(node)))
             # A checkpoint's single top object (the model) opens too: its layers are what people look for.
-            objects = [c for c in node.children if c.kind == "object"]
+            objects = [c for c in node.children if c.kind == NodeKind.OBJECT]
             if len(objects) == 1:
                 self.view.expand(self.proxy.mapFromSource(self.model.index_of(objects[0])))
 

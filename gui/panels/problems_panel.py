@@ -1,7 +1,7 @@
 """Findings, the restore report and this session's errors, coloured by severity.
 
 Clicking a row that concerns a tree node emits ``locate(finding_or_key)``; the
-window selects that node (by the finding's inventory path, or by checkpoint key).
+window selects that node (core answers which: Inventory.node_for, by the checkpoint key a finding carries).
 Long lists (the matched values of a big model) are filled in when their group is
 first opened.
 """

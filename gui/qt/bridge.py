@@ -7,6 +7,9 @@ is never silent: without an ``on_error`` it becomes one line on ``errored``, whi
 the window shows in its status bar and problems panel. Cancellation is not an
 error: it calls ``on_cancel`` if given and is otherwise dropped.
 
+Any other thread may hand an exception over with ``post_report`` (the exception hooks
+that ``gui.app`` installs do, for errors nothing caught).
+
 Progress messages from the engine thread (``Engine(on_progress=bridge.post_progress)``)
 arrive as the ``progress`` signal on the GUI thread.
 """
@@ -14,6 +17,7 @@ arrive as the ``progress`` signal on the GUI thread.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass, field
@@ -26,12 +30,11 @@ log = logging.getLogger("detscope.gui")
 
 def one_line(exc: BaseException) -> str:
     """What a user sees of an exception: its own line for expected errors, type and first line otherwise."""
-    from detscope.core.formats.bundle import BundleError
     from detscope.core.base.errors import USER_ERRORS
 
     text = str(exc).strip()
     first = text.splitlines()[0] if text else ""
-    if isinstance(exc, USER_ERRORS + (BundleError,)) and first:
+    if isinstance(exc, USER_ERRORS) and first:
         return first
     return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
@@ -57,6 +60,7 @@ class Bridge(QObject):
     _finished = Signal(object, object)     # future, (on_result, on_error, on_cancel)
     _progress = Signal(str, str)           # job name, message (from the engine thread)
     _task_done = Signal(object)
+    _report = Signal(object, str)          # exception, context (from any thread)
     progress = Signal(str, str)
     errored = Signal(str)                  # one line, for the status bar and the problems panel
     tasks_changed = Signal()
@@ -68,11 +72,25 @@ class Bridge(QObject):
         self._finished.connect(self._deliver, Qt.ConnectionType.QueuedConnection)
         self._progress.connect(self._on_progress, Qt.ConnectionType.QueuedConnection)
         self._task_done.connect(self._untrack, Qt.ConnectionType.QueuedConnection)
+        self._report.connect(self.report, Qt.ConnectionType.QueuedConnection)
 
     # --- any thread ----------------------------------------------------------------------------
     def post_progress(self, name: str, message: str) -> None:
         """The engine's ``on_progress`` callback (runs on the engine thread)."""
         self._emit(self._progress, name, message)
+
+    def post_report(self, exc: BaseException, context: str = "") -> bool:
+        """:meth:`report` on the GUI thread, from any thread; False when there is no window to show it on."""
+        if self._closed:
+            return False
+        try:
+            if threading.current_thread() is threading.main_thread():     # the GUI thread
+                self.report(exc, context)
+            else:
+                self._report.emit(exc, context)
+        except RuntimeError:   # the Qt object is already deleted
+            return False
+        return True
 
     def _emit(self, signal, *args) -> None:
         if self._closed:
@@ -108,6 +126,12 @@ class Bridge(QObject):
             self.tasks.remove(task)
             self.tasks_changed.emit()
 
+    def cancel_all(self) -> None:
+        """Cancel every tracked task that can be cancelled and has not finished."""
+        for task in list(self.tasks):
+            if task.cancel is not None and not task.future.done():
+                task.cancel()
+
     def close(self) -> None:
         """Stop delivering: results that arrive from now on are dropped."""
         self._closed = True
@@ -132,13 +156,12 @@ class Bridge(QObject):
 
     def report(self, exc: BaseException, context: str = "") -> str:
         """Show an exception as one line (and log its traceback when it is not a user's error)."""
-        from detscope.core.formats.bundle import BundleError
         from detscope.core.base.errors import USER_ERRORS
 
         line = one_line(exc)
         if context:
             line = f"{context}: {line}"
-        if not isinstance(exc, USER_ERRORS + (BundleError,)):
+        if not isinstance(exc, USER_ERRORS):
             log.error("%s", line, exc_info=exc)
         self.errored.emit(line)
         return line

@@ -147,9 +147,10 @@ def model_values(model) -> dict[str, np.ndarray]:
     return {v.name: v.numpy() for v in model.weights}
 
 
-def anonymous_outputs_export(directory) -> Path:
+def anonymous_outputs_export(directory, signature: str = "serving_default") -> Path:
     """A SavedModel whose outputs follow no convention: ``a`` is a box in pixels (x, y, w, h) of
-    the image, ``b`` its score and ``c`` a 0-based class; input ``images`` uint8 of any size."""
+    the image, ``b`` its score and ``c`` a 0-based class; input ``images`` uint8 of any size.
+    ``signature`` names its one signature."""
     import tensorflow as tf
 
     directory = Path(directory)
@@ -163,5 +164,5 @@ def anonymous_outputs_export(directory) -> Path:
                     "b": tf.constant([[0.75]]), "c": tf.constant([[1.0]])}
 
     module = Anonymous()
-    tf.saved_model.save(module, str(directory), signatures={"serving_default": module.serve})
+    tf.saved_model.save(module, str(directory), signatures={signature: module.serve})
     return directory

@@ -293,7 +293,7 @@ def test_keras3_keys_model_weights_under_optimizer(ckpts):
     findings = checks.check_object_graph(b.graph, b.keys, file=b.prefix)
     assert [f.severity for f in findings] == [INFO]
     assert "keyed under the optimizer" in findings[0].message
-    assert findings[0].node == "optimizer/_trainable_variables/0"
+    assert findings[0].key == "optimizer/_trainable_variables/0/.ATTRIBUTES/VARIABLE_VALUE"
 
     # Sequential: not one model/ key at all.
     seq = ckpts["k3seq"]
@@ -368,8 +368,9 @@ def test_check_reports_index_and_graph_disagreements(ckpts):
     findings = checks.check_object_graph(b.graph, (keys - {dropped}) | {"stray/.ATTRIBUTES/VARIABLE_VALUE"})
     by_severity = {f.severity: f for f in findings}
     assert dropped in by_severity["error"].message
-    assert by_severity["error"].node == "model/layer_with_weights-0/kernel"
+    assert by_severity["error"].key == dropped
     assert "stray/.ATTRIBUTES/VARIABLE_VALUE" in by_severity["warning"].message
+    assert by_severity["warning"].key == "stray/.ATTRIBUTES/VARIABLE_VALUE"
 
 
 def test_bad_bytes_raise():

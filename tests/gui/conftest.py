@@ -32,9 +32,7 @@ def window(qtbot):
     qtbot.waitExposed(win)
     yield win
     win.close()
-    engine_thread = win.engine._thread
-    engine_thread.join(30)
-    assert not engine_thread.is_alive(), "the engine thread did not end after the window closed"
+    assert win.engine.join(30), "the engine thread did not end after the window closed"
 
 
 @pytest.fixture

@@ -36,8 +36,8 @@ class EngineCalls:
 def wait_loaded(qtbot, win, timeout=LOAD_TIMEOUT_MS):
     """Until the tree is filled and the model is loaded (or failed: then the test fails with its line)."""
     qtbot.waitUntil(lambda: win.session.inventory is not None and win.tree.model.rowCount() > 0, timeout=timeout)
-    qtbot.waitUntil(lambda: win.session.loaded is not None or not win.session.busy, timeout=timeout)
-    assert win.session.loaded is not None, win.status_line.text()
+    qtbot.waitUntil(lambda: win.session.model is not None or not win.session.busy, timeout=timeout)
+    assert win.session.model is not None, win.status_line.text()
 
 
 def run_on_engine(win, fn, *args):

@@ -20,12 +20,11 @@ from PySide6.QtGui import QDropEvent
 from PySide6.QtWidgets import QApplication
 
 from detscope.core.media.images import list_images, load_image
-from detscope.core.base.findings import WARNING, Finding
 from detscope.core.media.sources import ERROR
 from detscope.gui.panels.problems_panel import PAYLOAD
 
 from gui_helpers import LOAD_TIMEOUT_MS, boxes_of, copy_checkpoint_folder, frames_video, no_stray_threads, \
-    run_on_engine, wait_loaded
+    wait_loaded
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -51,7 +50,7 @@ def open_with_image(qtbot, window, demo_dir, image: Path):
 
 
 def test_settings_are_isolated(isolated_settings):
-    from detscope.gui.main_window import settings
+    from detscope.gui.qt.settings import settings
 
     assert Path(settings().fileName()).is_relative_to(isolated_settings)
 
@@ -79,13 +78,13 @@ def test_checkpoint_folder_fills_tree_and_reports_restore(qtbot, window, demo_di
     assert any(c.name.startswith("Checkpoint") for c in window.tree.model.root.children)
 
     report = window.problems.report
-    assert report is not None and report is session.loaded.report and report.matched
+    assert report is not None and report is session.model.report and report.matched
     assert window.problems.report_item.text().endswith(report.summary())
     # The picker lists the folder's checkpoints newest first, with their step.
     names = [window.checkpoints.itemData(i) for i in range(window.checkpoints.count())]
     numbers = [int(n.split("-")[1]) for n in names]
     assert numbers == sorted(numbers, reverse=True) and len(numbers) >= 2
-    assert window.checkpoints.currentText().startswith(session.loaded.checkpoint.name)
+    assert window.checkpoints.currentText().startswith(session.model.checkpoint_name)
     assert "\n" not in window.status_line.text() and "loaded in" in window.status_line.text()
 
 
@@ -93,16 +92,14 @@ def test_switching_checkpoint_restores_without_reloading(qtbot, window, demo_dir
     open_with_image(qtbot, window, demo_dir / "training", demo_images[0])
     calls.submitted.clear()
     session = window.session
-    loaded = session.loaded
-    before = session.loaded.checkpoint.name
+    before = session.model.checkpoint_name
     other = window.checkpoints.itemData(window.checkpoints.count() - 1)
     assert other != before
     with qtbot.waitSignals([session.report_changed, window.browser.detections_shown], timeout=LOAD_TIMEOUT_MS):
         window.checkpoints.setCurrentIndex(window.checkpoints.count() - 1)
         window.checkpoints.activated.emit(window.checkpoints.count() - 1)
-    assert session.loaded is loaded                       # the same live model: weights re-assigned
-    assert loaded.checkpoint.name == other and window.problems.report.source == other
-    assert not any(n.startswith("load") for n in calls.submitted)
+    assert session.model.checkpoint_name == other and window.problems.report.source == other
+    assert not any(n.startswith("load") for n in calls.submitted)   # the same live model: weights re-assigned
     assert f"restore {other}" in calls.submitted
     qtbot.waitUntil(lambda: session.inventory is not None and session.inventory.checkpoint.name == other)
 
@@ -113,7 +110,7 @@ def test_overlay_holds_exactly_the_detections_above_threshold(qtbot, window, dem
                                                              qtmodeltester):
     panel = open_with_image(qtbot, window, demo_dir, demo_images[0])
     image = load_image(demo_images[0])
-    expected = run_on_engine(window, window.session.loaded.detect, image).above(panel.threshold)
+    expected = window.session.detect(image).result(timeout=60).above(panel.threshold)
     assert len(panel.view.boxes) == len(expected) == panel.table_model.rowCount()
     np.testing.assert_allclose(boxes_of(panel.view), expected.boxes, atol=1e-3)
     assert [t.text for t in panel.view.labels] == [f"{l} {s:.2f}" for l, s in zip(expected.labels, expected.scores)]
@@ -173,36 +170,27 @@ def test_clicking_a_box_shows_its_class_scores(qtbot, window, demo_dir, demo_ima
 
 def test_save_copy_and_snapshot_go_where_the_user_says(qtbot, window, demo_dir, demo_images, tmp_path):
     open_with_image(qtbot, window, demo_dir, demo_images[0])
-    out = window.save_annotated_to(tmp_path / "out" / "annotated.png")
+    out = window.exports.save_to(tmp_path / "out" / "annotated.png")
     assert out is not None and out.is_file()
-    assert window.save_annotated_to(demo_dir / "annotated.png") is None      # never into the model folder
+    assert window.exports.save_to(demo_dir / "annotated.png") is None      # never into the model folder
     assert not (demo_dir / "annotated.png").exists()
     assert "model folder" in window.status_line.text()
-    window.copy_annotated()
+    window.exports.copy()
     assert not QApplication.clipboard().image().isNull()
-    written = window.snapshot()
+    written = window.exports.snapshot()
     assert written and all(p.is_file() for p in written)
     assert written[0].parent == Path(os.environ["DETSCOPE_DATA_DIR"]) / "snapshots"
 
 
 # --- problems panel ---------------------------------------------------------------------------------
 
-def test_clicking_a_finding_selects_its_node(qtbot, window, demo_dir, qtmodeltester):
+def test_clicking_a_restore_report_row_selects_its_value(qtbot, window, demo_dir, qtmodeltester):
+    """Findings: tests/gui/test_locate.py (a real Keras 3 checkpoint). Here the restore report's rows, which
+    name checkpoint keys: a matched one selects its value."""
     with qtbot.waitSignal(window.session.report_changed, timeout=LOAD_TIMEOUT_MS):
         window.open_paths([str(demo_dir / "training")])
     qtmodeltester.check(window.problems.model)
     model = window.tree.model
-    variable = next(n for n in model.root.walk() if n.kind == "variable")
-    window.problems.set_findings([Finding(WARNING, "a finding about one variable", node=variable.path),
-                                  Finding(WARNING, f"{variable.key} is odd")])
-    rows = window.problems.rows(window.problems.findings_item)[1:]
-    assert [r.text() for r in rows] == ["warning: a finding about one variable", f"warning: {variable.key} is odd"]
-    window.problems._activated(rows[0])
-    assert window.tree.current_node() is variable
-    window.tree.view.setCurrentIndex(window.tree.proxy.index(0, 0))
-    window.problems._activated(rows[1])                 # no node: found by the key in its message
-    assert window.tree.current_node() is variable
-    # A matched key of the restore report selects its node too.
     matched = next(r for r in window.problems.rows(window.problems.report_item)
                    if isinstance(r.data(PAYLOAD), tuple) and model.find_key(r.data(PAYLOAD)[1]) is not None)
     window.problems._activated(matched)
@@ -255,9 +243,9 @@ def test_video_file_source_shows_frames_with_overlays_and_stops_cleanly(qtbot, w
     assert calls.detections() >= 3 and all(n == "frame" for n in calls.submitted if not n.startswith("load"))
     qtbot.waitUntil(lambda: "latency" in window.live_label.text(), timeout=10_000)
     assert "inference" in window.live_label.text() and "fps" in window.live_label.text()
-    window.toggle_pause()
+    window.sources.toggle_pause()
     assert window.live.source.paused
-    window.stop_source()
+    window.sources.stop()
     assert not window.live.active
     qtbot.waitUntil(no_stray_threads, timeout=10_000)
 
@@ -265,7 +253,7 @@ def test_video_file_source_shows_frames_with_overlays_and_stops_cleanly(qtbot, w
 def test_a_camera_that_does_not_open_says_so_with_retry(qtbot, window):
     with qtbot.waitSignal(window.live.state_changed, timeout=20_000,
                           check_params_cb=lambda state, error: state == ERROR):
-        window.open_source(97)
+        window.sources.open_source(97)
     assert window.image_panel.banner.isVisible()
     assert "camera 97" in window.image_panel.banner.label.text()
     buttons = [window.image_panel.banner.buttons.itemAt(i).widget().text()
@@ -273,8 +261,8 @@ def test_a_camera_that_does_not_open_says_so_with_retry(qtbot, window):
     assert "Retry" in buttons
     with qtbot.waitSignal(window.live.state_changed, timeout=20_000,
                           check_params_cb=lambda state, error: state == ERROR):
-        window._retry_source()
-    window.stop_source()
+        window.sources.retry()
+    window.sources.stop()
 
 
 # --- closing -----------------------------------------------------------------------------------------
@@ -298,8 +286,7 @@ def test_closing_while_a_restore_runs_exits_cleanly(qtbot, window, demo_dir):
     session.switching = future
     qtbot.waitUntil(started.is_set, timeout=LOAD_TIMEOUT_MS)
     window.close()
-    window.engine._thread.join(30)
-    assert not window.engine._thread.is_alive()
+    assert window.engine.join(30)
     assert future.cancelled() or isinstance(future.exception(timeout=0), Exception)
     assert switching.done()
 
@@ -324,8 +311,8 @@ def test_drop_and_recent_list(qtbot, window, demo_dir, demo_images):
     with qtbot.waitSignal(window.browser.image_shown, timeout=30_000):
         window.dropEvent(event)
     assert window.session.path == demo_dir
-    assert window._recent()[0] == str(demo_dir.resolve())
-    assert window.recent_menu.actions()[0].text().endswith(str(demo_dir.resolve()))
+    assert window.recent.items()[0] == str(demo_dir.resolve())
+    assert window.recent.menu.actions()[0].text().endswith(str(demo_dir.resolve()))
 
 
 def test_full_screen_shows_only_the_image_and_comes_back(qtbot, window):
@@ -366,7 +353,7 @@ def test_outputs_mapped_by_hand_in_the_window(qtbot, window, tmp_path, monkeypat
     model = window.engine.run_sync(anonymous_outputs_export, tmp_path / "anon")
     with qtbot.waitSignal(window.session.model_ready, timeout=LOAD_TIMEOUT_MS) as ready:
         window.open_paths([str(model)])
-    assert ready.args[0].detector is None
+    assert not ready.args[0].can_detect
     assert any("map them by hand" in f.message for f in window.session.findings())
 
     def answer(dialog):
@@ -380,8 +367,8 @@ def test_outputs_mapped_by_hand_in_the_window(qtbot, window, tmp_path, monkeypat
     monkeypatch.setattr(OutputMappingDialog, "exec", answer)
     with qtbot.waitSignal(window.session.model_ready, timeout=LOAD_TIMEOUT_MS) as ready:
         window.choose_output_mapping()
-    loaded = ready.args[0]
-    assert loaded.detector is not None and loaded.detector.mapping.convention == "user"
-    dets = window.engine.run_sync(loaded.detect, np.zeros((40, 80, 3), np.uint8))
+    summary = ready.args[0]
+    assert summary.can_detect and summary.mapping.convention == "user"
+    dets = window.session.detect(np.zeros((40, 80, 3), np.uint8)).result(timeout=60)
     assert dets.boxes.tolist() == [[20.0, 20.0, 60.0, 30.0]] and dets.class_ids.tolist() == [2]
     assert not any(p.suffix == ".json" for p in model.rglob("*"))  # nothing written into the model folder
