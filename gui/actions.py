@@ -39,8 +39,8 @@ DOCKS = "docks"                   # the docks' show/hide actions go here
 
 MENUS: tuple[tuple[str, tuple], ...] = (
     ("&File", (
-        Act("open_model_folder", "Open &model folder…", "choose_model_folder", (Key.Open,)),
-        Act("open_model_file", "Open model &file (checkpoint .index, .keras, .h5)…", "choose_model_file"),
+        Act("open_model_folder", "Open &model folder…", "model.choose_folder", (Key.Open,)),
+        Act("open_model_file", "Open model &file (checkpoint .index, .keras, .h5)…", "model.choose_file"),
         RECENT,
         SEPARATOR,
         Act("open_images", "Open &images…", "sources.choose_images", ("Ctrl+I",)),
@@ -90,9 +90,9 @@ MENUS: tuple[tuple[str, tuple], ...] = (
     )),
     ("&Model", (
         Act("cancel", "&Cancel loading", "cancel_work", ("Escape",)),
-        Act("reload", "&Reload", "reload_model", ("Ctrl+R",)),
-        Act("template", "Restore into a &SavedModel…", "choose_template", ("Ctrl+T",)),
-        Act("map_outputs", "&Map outputs by hand…", "choose_output_mapping", ("Ctrl+M",),
+        Act("reload", "&Reload", "model.reload", ("Ctrl+R",)),
+        Act("template", "Restore into a &SavedModel…", "model.choose_template", ("Ctrl+T",)),
+        Act("map_outputs", "&Map outputs by hand…", "model.choose_output_mapping", ("Ctrl+M",),
             tip="Say which output is boxes, scores and classes when the model follows no known convention"),
     )),
 )

@@ -81,10 +81,10 @@ def test_checkpoint_folder_fills_tree_and_reports_restore(qtbot, window, demo_di
     assert report is not None and report is session.model.report and report.matched
     assert window.problems.report_item.text().endswith(report.summary())
     # The picker lists the folder's checkpoints newest first, with their step.
-    names = [window.checkpoints.itemData(i) for i in range(window.checkpoints.count())]
+    names = [window.model_box.checkpoints.itemData(i) for i in range(window.model_box.checkpoints.count())]
     numbers = [int(n.split("-")[1]) for n in names]
     assert numbers == sorted(numbers, reverse=True) and len(numbers) >= 2
-    assert window.checkpoints.currentText().startswith(session.model.checkpoint_name)
+    assert window.model_box.checkpoints.currentText().startswith(session.model.checkpoint_name)
     assert "\n" not in window.status_line.text() and "loaded in" in window.status_line.text()
 
 
@@ -93,11 +93,11 @@ def test_switching_checkpoint_restores_without_reloading(qtbot, window, demo_dir
     calls.submitted.clear()
     session = window.session
     before = session.model.checkpoint_name
-    other = window.checkpoints.itemData(window.checkpoints.count() - 1)
+    other = window.model_box.checkpoints.itemData(window.model_box.checkpoints.count() - 1)
     assert other != before
     with qtbot.waitSignals([session.report_changed, window.browser.detections_shown], timeout=LOAD_TIMEOUT_MS):
-        window.checkpoints.setCurrentIndex(window.checkpoints.count() - 1)
-        window.checkpoints.activated.emit(window.checkpoints.count() - 1)
+        window.model_box.checkpoints.setCurrentIndex(window.model_box.checkpoints.count() - 1)
+        window.model_box.checkpoints.activated.emit(window.model_box.checkpoints.count() - 1)
     assert session.model.checkpoint_name == other and window.problems.report.source == other
     assert not any(n.startswith("load") for n in calls.submitted)   # the same live model: weights re-assigned
     assert f"restore {other}" in calls.submitted
@@ -271,7 +271,7 @@ def test_closing_while_a_restore_runs_exits_cleanly(qtbot, window, demo_dir):
     session = window.session
     with qtbot.waitSignal(session.model_ready, timeout=LOAD_TIMEOUT_MS):
         window.open_paths([str(demo_dir / "training")])
-    other = window.checkpoints.itemData(window.checkpoints.count() - 1)
+    other = window.model_box.checkpoints.itemData(window.model_box.checkpoints.count() - 1)
     session.switch_checkpoint(other)
     switching = session.switching
     started = threading.Event()
@@ -338,7 +338,7 @@ def test_checkpoint_without_architecture_says_so_and_restores_into_a_chosen_save
     assert window.problems.report_item.text().startswith("Restore report: not restored")
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(demo_dir / "saved_model"))
     with qtbot.waitSignal(window.session.model_ready, timeout=LOAD_TIMEOUT_MS) as ready:
-        window.choose_template()
+        window.model.choose_template()
     assert ready.args[0].report.verdict == "complete"
     assert "complete" in window.problems.report_item.text()
 
@@ -366,7 +366,7 @@ def test_outputs_mapped_by_hand_in_the_window(qtbot, window, tmp_path, monkeypat
         return OutputMappingDialog.DialogCode.Accepted
     monkeypatch.setattr(OutputMappingDialog, "exec", answer)
     with qtbot.waitSignal(window.session.model_ready, timeout=LOAD_TIMEOUT_MS) as ready:
-        window.choose_output_mapping()
+        window.model.choose_output_mapping()
     summary = ready.args[0]
     assert summary.can_detect and summary.mapping.convention == "user"
     dets = window.session.detect(np.zeros((40, 80, 3), np.uint8)).result(timeout=60)
