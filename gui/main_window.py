@@ -9,6 +9,7 @@ places the docks and connects them.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -27,7 +28,7 @@ from .controllers.recent import RecentModels
 from .controllers.session import ModelSession
 from .controllers.sources import Sources
 from .panels.details_panel import DetailsPanel
-from .panels.image_panel import ImagePanel
+from .panels.image_panel import DEFAULT_THRESHOLD, ImagePanel
 from .panels.model_box import ModelBox
 from .panels.problems_panel import ProblemsPanel
 from .panels.status import TaskStatus
@@ -50,6 +51,7 @@ class MainWindow(QMainWindow):
         self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="detscope-io")
         self.session = ModelSession(self.engine, self.bridge, self.pool, self)
         self._closing = False
+        self._threshold_of: Path | None = None   # the model the slider's threshold belongs to
         self._full_screen_state = None
 
         # Panels.
@@ -139,6 +141,17 @@ class MainWindow(QMainWindow):
     def _model_opened(self, path: Path) -> None:
         self.setWindowTitle(f"detscope — {path.name}")
         self.details.show_node(None)
+        # Each model keeps its own threshold: a 0 chosen for one must not open the next with every box.
+        stored = settings().value(self._threshold_key(path))
+        try:
+            self.image_panel.set_threshold(float(stored) if stored is not None else DEFAULT_THRESHOLD)
+        except (TypeError, ValueError):
+            self.image_panel.set_threshold(DEFAULT_THRESHOLD)
+        self._threshold_of = path          # from now on the slider speaks for this model
+
+    @staticmethod
+    def _threshold_key(path: Path) -> str:
+        return "threshold/" + hashlib.sha1(str(Path(path).resolve()).encode()).hexdigest()[:16]
 
     def cancel_work(self) -> None:
         if self.isFullScreen():
@@ -148,7 +161,12 @@ class MainWindow(QMainWindow):
 
     # --- kept in the settings -----------------------------------------------------------------
     def _filter_changed(self) -> None:
-        settings().setValue("threshold", self.image_panel.threshold)
+        panel = self.image_panel
+        if self._threshold_of is not None and self._threshold_of == self.session.path:
+            settings().setValue(self._threshold_key(self._threshold_of), panel.threshold)
+        if panel.kept is not None and panel.caption and not self.live.active:   # the status line follows the slider
+            self.say(f"{panel.caption}: {len(panel.shown)} of {len(panel.kept)} detections shown "
+                     f"(score ≥ {panel.threshold:.2f})")
 
     # --- locating what a problem concerns -------------------------------------------------------
     def locate(self, payload) -> None:
@@ -231,12 +249,6 @@ class MainWindow(QMainWindow):
         state = s.value("window/state")
         if state is not None and self.restoreState(state):
             self._layout_pending = False
-        threshold = s.value("threshold")
-        if threshold is not None:
-            try:
-                self.image_panel.set_threshold(float(threshold))
-            except (TypeError, ValueError):
-                log.debug("ignoring a stored threshold of %r", threshold)
 
     def closeEvent(self, event) -> None:
         """Stop the source, cancel what runs, and let the engine go without waiting for it."""

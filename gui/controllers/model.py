@@ -30,6 +30,7 @@ class ModelFlows(QObject):
         s.report_changed.connect(self._report_changed)
         s.checkpoint_changed.connect(self.box.set_checkpoint)
         s.load_failed.connect(lambda line: self.problems.set_report(None, "not restored — " + line))
+        s.read_failed.connect(lambda line: self.box.failed(self.session.path, line))
         model_box.checkpoint_chosen.connect(self.choose_checkpoint)
 
     # --- opening ------------------------------------------------------------------------------
@@ -93,6 +94,7 @@ class ModelFlows(QObject):
     # --- what the session says ----------------------------------------------------------------
     def _opened(self, path: Path) -> None:
         self.box.opened(path)
+        self.image_panel.set_detections(None)     # the last model's boxes are not this one's
         self.problems.clear()
         self.problems.set_report(None, "loading…")
 

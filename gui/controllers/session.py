@@ -29,6 +29,7 @@ class ModelSession(QObject):
     message = Signal(str)                 # a one-line status
     failed = Signal(str)                  # a one-line error
     load_failed = Signal(str)             # the model could not be loaded (the tree still browses)
+    read_failed = Signal(str)             # the folder could not be read at all
 
     def __init__(self, engine, bridge: Bridge, pool: ThreadPoolExecutor, parent=None):
         super().__init__(parent)
@@ -89,7 +90,9 @@ class ModelSession(QObject):
 
     def _inventory_failed(self, request: int, exc: BaseException) -> None:
         if self._inventory_request.is_current(request):
-            self.failed.emit(self.bridge.report(exc, f"cannot read {self.path.name}"))
+            line = self.bridge.report(exc, f"cannot read {self.path.name}")
+            self.failed.emit(line)
+            self.read_failed.emit(line)
 
     def _loaded(self, gen: int, model: ModelSummary) -> None:
         if gen != self.generation or self.loading is None:

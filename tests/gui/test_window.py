@@ -372,3 +372,21 @@ def test_outputs_mapped_by_hand_in_the_window(qtbot, window, tmp_path, monkeypat
     dets = window.session.detect(np.zeros((40, 80, 3), np.uint8)).result(timeout=60)
     assert dets.boxes.tolist() == [[20.0, 20.0, 60.0, 30.0]] and dets.class_ids.tolist() == [2]
     assert not any(p.suffix == ".json" for p in model.rglob("*"))  # nothing written into the model folder
+
+
+def test_each_model_keeps_its_own_threshold_and_a_failed_open_clears_the_old_boxes(
+        qtbot, window, demo_dir, demo_images, tmp_path):
+    panel = open_with_image(qtbot, window, demo_dir, demo_images[0])
+    assert len(panel.view.boxes) > 0
+    panel.set_threshold(0.0)                       # everything the demo returns
+    assert "score ≥ 0.00" in window.status_line.text()    # the status line follows the slider
+    not_a_model = tmp_path / "empty"
+    not_a_model.mkdir()
+    with qtbot.waitSignal(window.session.read_failed, timeout=LOAD_TIMEOUT_MS):
+        window.model.open(not_a_model)
+    assert panel.threshold == 0.5                   # another model: its own (default) threshold
+    assert len(panel.view.boxes) == 0               # the demo's boxes are not this folder's
+    assert "reading" not in window.model_box.label.text()
+    with qtbot.waitSignal(window.session.model_ready, timeout=LOAD_TIMEOUT_MS):
+        window.model.open(demo_dir)
+    assert panel.threshold == 0.0                   # the demo's own threshold comes back
