@@ -4,14 +4,23 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO := resources/demo
+# The TensorFlow Object Detection API (not on PyPI) for the tests that build models from pipeline.config:
+# installed from ../shared/vendor/odapi when that folder is beside the clone; its tests skip without it.
+ODAPI := ../shared/vendor/odapi
+ODAPI_STAMP := $(VENV)/.odapi-installed
+TEST_DEPS := $(STAMP) $(if $(wildcard $(ODAPI)/install.sh),$(ODAPI_STAMP))
 
-.PHONY: run run-cli test bench demo screenshots clean
+.PHONY: run run-cli test bench demo screenshots package clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+$(ODAPI_STAMP): $(STAMP) $(ODAPI)/install.sh
+	$(ODAPI)/install.sh $(VENV)
+	touch $(ODAPI_STAMP)
 
 ## run: open the window on the bundled demo model and its test images
 run: $(STAMP)
@@ -23,9 +32,20 @@ run-cli: $(STAMP)
 	$(VENV)/bin/detscope detect $(DEMO) $(DEMO)/test/images --threshold 0.5
 
 ## test: the whole test suite, headless, plus the architecture contract (core never imports Qt)
-test: $(STAMP)
+test: $(TEST_DEPS)
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
 	$(VENV)/bin/lint-imports
+
+## package: the one-folder app in dist/detscope/ (PyInstaller, packaging/detscope.spec); test it with
+## bash packaging/smoke.sh. About 1.2 GB, several minutes: see packaging/README.md
+PACKAGE_STAMP := $(VENV)/.package-installed
+$(PACKAGE_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e '.[package]'
+	touch $(PACKAGE_STAMP)
+
+package: $(PACKAGE_STAMP)
+	$(PY) -m PyInstaller --noconfirm --clean --log-level WARN \
+		--distpath dist --workpath build/pyinstaller packaging/detscope.spec
 
 bench: $(STAMP)
 	$(PY) bench/run_all.py

@@ -80,6 +80,8 @@ MENUS: tuple[tuple[str, tuple], ...] = (
         Act("stop_source", "S&top source", "sources.stop", ("Ctrl+Shift+X",)),
     )),
     ("&View", (
+        Act("kiosk", "&Kiosk mode", "open_kiosk", ("Ctrl+Shift+K",),
+            tip="Full screen for an unattended demo: the live source (or these images, looping) through the model"),
         Act("fit", "&Fit image", "image_panel.fit", ("F", "0")),
         Act("zoom_in", "Zoom &in", "image_panel.zoom", ("+", "="), args=(1.25,)),
         Act("zoom_out", "Zoom &out", "image_panel.zoom", ("-",), args=(0.8,)),

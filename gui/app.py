@@ -37,6 +37,17 @@ def parse_args(argv):
                     "bundled demo model opens with its test images.")
     parser.add_argument("paths", nargs="*", metavar="MODEL_OR_IMAGES",
                         help="a model folder or file, then images, folders of images or a video")
+    kiosk = parser.add_argument_group("kiosk mode (full screen, unattended; keys: + - Space S R, hold Esc to leave)")
+    kiosk.add_argument("--kiosk", metavar="MODEL", help="run MODEL on --source full screen, with no menus or docks")
+    kiosk.add_argument("--source", metavar="SOURCE",
+                       help="camera:N, a video file, a folder of images or a stream URL (files and folders loop)")
+    kiosk.add_argument("--threshold", type=float, default=0.5, help="score threshold (default 0.5)")
+    kiosk.add_argument("--every", type=int, default=1, metavar="N",
+                       help="infer every Nth frame and keep the last boxes between (slow CPUs)")
+    kiosk.add_argument("--max-width", type=int, metavar="PIXELS", help="downscale frames to this width first")
+    kiosk.add_argument("--threads", type=int, metavar="N",
+                       help="TensorFlow's intra- and inter-op threads (default: TensorFlow's choice)")
+    kiosk.add_argument("--windowed", action="store_true", help=argparse.SUPPRESS)   # tests and screenshots
     parser.add_argument("--exit-when-shown", action="store_true",
                         help="print how long the window took to appear, then quit (for benchmarks)")
     return parser.parse_args(argv)
@@ -50,6 +61,8 @@ def main(argv=None) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("detscope")
     app.setOrganizationName("detscope")
+    if args.kiosk:
+        return run_kiosk(app, args)
     from .main_window import MainWindow
 
     window = MainWindow()
@@ -71,6 +84,58 @@ def main(argv=None) -> int:
         window.say("the demo model is not here (make demo); open a model folder with Ctrl+O")
     code = app.exec()
     return _exit(window, code)
+
+
+def set_threads(threads: int | None) -> None:
+    """TensorFlow reads its thread counts from the environment when it starts (on the engine thread)."""
+    if threads:
+        os.environ["TF_NUM_INTRAOP_THREADS"] = str(threads)
+        os.environ["TF_NUM_INTEROP_THREADS"] = str(max(1, min(2, threads)))
+
+
+def run_kiosk(app, args) -> int:
+    """``--kiosk MODEL --source S``: the kiosk alone, full screen, until Esc is held."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from detscope.core.base.errors import USER_ERRORS
+    from detscope.core.runtime.engine import Engine
+
+    from .controllers.kiosk import make_source
+    from .controllers.session import ModelSession
+    from .kiosk_window import KioskWindow
+    from .qt.bridge import Bridge
+
+    if not args.source:
+        sys.stderr.write("error: --kiosk needs --source (camera:N, a video file, a folder of images or a URL)\n")
+        return 2
+    if args.every < 1:
+        sys.stderr.write("error: --every needs a number of frames >= 1\n")
+        return 2
+    try:
+        source = make_source(args.source)
+    except USER_ERRORS as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 2
+    set_threads(args.threads)
+    bridge = Bridge()
+    engine = Engine(on_progress=bridge.post_progress)
+    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="detscope-io")
+    session = ModelSession(engine, bridge, pool)
+    window = KioskWindow(session, bridge, threshold=args.threshold, every=args.every, max_width=args.max_width)
+    install_excepthooks(bridge)
+    session.open(args.kiosk)
+    window.start(source)
+    window.show() if args.windowed else window.show_full_screen()
+    code = app.exec()
+    window.controller.stop()
+    session.close_model()
+    engine.shutdown(wait=False, cancel_pending=True)
+    pool.shutdown(wait=False, cancel_futures=True)
+    if not engine.join(ENGINE_GRACE_S):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 def install_excepthooks(bridge) -> Callable[[], None]:
@@ -110,14 +175,26 @@ def install_excepthooks(bridge) -> Callable[[], None]:
 
 
 def _exit(window, code: int) -> int:
-    """Give running TensorFlow work a moment to stop; never hang the process on it."""
+    """Give running work a moment to stop; never hang the process on it."""
     window.shutdown()
-    if not window.engine.join(ENGINE_GRACE_S):
-        # Work that cannot be interrupted (TensorFlow's own import) would keep the process alive.
+    deadline = time.monotonic() + ENGINE_GRACE_S
+    if not window.engine.join(ENGINE_GRACE_S) or _workers_alive(deadline):
+        # Work that cannot be interrupted (TensorFlow's own import, a read that never returns) would keep
+        # the process alive: Python waits for a pool's threads at exit.
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
     return code
+
+
+def _workers_alive(deadline: float) -> bool:
+    """Whether a thread Python would wait for at exit (a pool's worker) is still busy at ``deadline``."""
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread() and not thread.daemon:
+            thread.join(max(0.0, deadline - time.monotonic()))
+            if thread.is_alive():
+                return True
+    return False
 
 
 if __name__ == "__main__":

@@ -153,6 +153,26 @@ class MainWindow(QMainWindow):
     def _threshold_key(path: Path) -> str:
         return "threshold/" + hashlib.sha1(str(Path(path).resolve()).encode()).hexdigest()[:16]
 
+    def open_kiosk(self) -> None:
+        """Full screen for a demo: the live source, or the image list looping, through this model."""
+        from detscope.core.media.sources import ImageFolderSource
+
+        from .controllers.kiosk import make_source
+        from .kiosk_window import KioskWindow
+
+        live = self.live.source
+        if live is not None:
+            source = make_source(str(getattr(live, "target", "")))
+            self.live.stop()
+        elif self.browser.paths:
+            source = ImageFolderSource(self.browser.paths, fps=1.0, loop=True)
+        else:
+            self.say("open images, a video or a camera first (Source menu)", error=True)
+            return
+        self.kiosk = KioskWindow(self.session, self.bridge, threshold=self.image_panel.threshold, parent=self)
+        self.kiosk.start(source)
+        self.kiosk.show_full_screen()
+
     def cancel_work(self) -> None:
         if self.isFullScreen():
             self.toggle_full_screen()

@@ -18,6 +18,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from ..base import collector
 from ..base.errors import UserError
 from ..base.findings import Finding
 from ..browse import folders
@@ -27,7 +28,9 @@ from ..detect.conventions import ImageInput, OutputMapping
 from ..detect.detections import Detections
 from ..formats.labels import LabelMap
 from ..runtime.engine import Engine
-from ..runtime.report import RestoreReport
+from ..base.text import fmt_shape, plural
+from ..formats.objectgraph import MODEL
+from ..runtime.report import COMPLETE, FAILED, RestoreReport
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,29 @@ class ModelSummary:
     image_input: ImageInput | None = None
     mapping: OutputMapping | None = None       # how the outputs are read (a copy)
     can_detect: bool = False
+    restore_note: str | None = None            # why the folder's checkpoint was left alone (a frozen TF1 export)
+
+    @property
+    def refusal(self) -> str | None:
+        """Why detections of this model are refused unasked, in one line (what was not restored); None when
+        it may run: only a complete restore runs unasked (see :func:`restore_refusal`)."""
+        return restore_refusal(self.how, self.report)
+
+    @property
+    def partial(self) -> bool:
+        """The restore was not complete (partial, failed, or matched nothing): detecting needs the user's
+        word (``allow_partial``), and what it gives is marked."""
+        return self.refusal is not None
+
+    def partial_restore(self) -> dict | None:
+        """What marks every output of a detection run on an incomplete restore (``"partial_restore"`` in
+        ``detect --json``); None for a complete one."""
+        reason = self.refusal
+        if reason is None:
+            return None
+        r = self.report
+        return {"verdict": str(r.verdict), "source": r.source, "target": r.target, "summary": r.summary(),
+                "reason": reason}
 
     @property
     def checkpoint_name(self) -> str | None:
@@ -67,7 +93,70 @@ def summarise(loaded) -> ModelSummary:
     return ModelSummary(loaded.path, loaded.folder, loaded.how, loaded.checkpoint, loaded.report,
                         loaded.label_map, tuple(loaded.findings), dict(loaded.seconds), loaded.signature_name,
                         det.image_input if det is not None else None,
-                        replace(det.mapping) if det is not None else None, det is not None)
+                        replace(det.mapping) if det is not None else None, det is not None,
+                        restore_note=getattr(loaded, "restore_note", None))
+
+
+# --- only a complete restore runs unasked -----------------------------------------------------------
+
+class PartialRestoreRefused(UserError):
+    """A detection refused because the model's restore was not complete; ``str()`` is the one line saying
+    what was not restored. ``report`` is that restore's report. Detect again with ``allow_partial=True``
+    once the user has agreed (the command line's ``--allow-partial``)."""
+
+    def __init__(self, reason: str, report: RestoreReport):
+        super().__init__(reason)
+        self.report = report
+
+
+def _short(key: str) -> str:
+    return key.split("/.ATTRIBUTES/")[0]
+
+
+def _listed(keys: list[str], limit: int = 2) -> str:
+    shown = ", ".join(_short(k) for k in keys[:limit])
+    return shown + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
+
+
+def restore_refusal(how: str, report: RestoreReport | None) -> str | None:
+    """Why a model's detections would not be its checkpoint's, in one line; None when it may run unasked.
+
+    The one rule, for the command line and the window alike: only a **complete** restore runs unasked. A
+    partial one (a class head left at the model's own weights after a ``num_classes`` change, a layer
+    renamed), a failed one (a corrupt or unreadable checkpoint) and one that matched nothing (a checkpoint
+    of another model) are refused until the user agrees. A model with no checkpoint to restore (a
+    SavedModel run as it is, a frozen TF1 export, a Keras file, which loads whole or not at all) is
+    complete as it is.
+    """
+    if report is None or how == "keras" or report.verdict == COMPLETE:
+        return None
+    target = Path(report.target).name or report.target
+    if report.verdict == FAILED:
+        if not report.matched:
+            why = report.notes[0] if report.notes else "no value matched"
+            return (f"{report.source} restored nothing into {target} (failed: {why}); detections would come from "
+                    "the model's own weights, not the checkpoint's")
+        why = report.notes[-1] if report.notes else report.summary()
+        return (f"{report.source} failed to restore into {target} ({why}); detections would mix the checkpoint's "
+                "weights with the model's own")
+    parts = []
+    if report.shape_mismatches:
+        m = report.shape_mismatches[0]
+        parts.append(f"{plural(len(report.shape_mismatches), 'value')} with the wrong shape ({_short(m.key)}: checkpoint "
+                     f"{fmt_shape(m.checkpoint_shape)}, model {fmt_shape(m.model_shape)}"
+                     f"{' …' if len(report.shape_mismatches) > 1 else ''})")
+    if report.dtype_mismatches:
+        m = report.dtype_mismatches[0]
+        parts.append(f"{plural(len(report.dtype_mismatches), 'value')} with the wrong dtype ({_short(m.key)}: checkpoint "
+                     f"{m.checkpoint_dtype}, model {m.model_dtype}{' …' if len(report.dtype_mismatches) > 1 else ''})")
+    if report.missing:
+        parts.append(f"{plural(len(report.missing), 'model variable')} not in the checkpoint "
+                     f"({_listed([m.key for m in report.missing])})")
+    unused = [u.key for u in report.unused if u.group == MODEL]
+    if unused:
+        parts.append(f"{plural(len(unused), 'checkpoint model value')} unused ({_listed(unused)})")
+    return (f"{report.source} was restored only in part into {target} (partial: {'; '.join(parts) or report.summary()}); "
+            "detections would mix the checkpoint's weights with the model's own")
 
 
 class Latest:
@@ -110,8 +199,13 @@ def _switch(slot: _Slot, name: str, job=None) -> ModelSummary:
     return summarise(slot.model)
 
 
-def _detect(image, slot: _Slot) -> Detections:
-    return _live(slot, "detect").detect(image)
+def _detect(image, slot: _Slot, allow_partial: bool = False) -> Detections:
+    model = _live(slot, "detect")
+    if not allow_partial:      # asked on the engine, so a checkpoint switch queued before counts
+        reason = restore_refusal(model.how, model.report)
+        if reason is not None:
+            raise PartialRestoreRefused(reason, model.report)
+    return model.detect(image)
 
 
 def _mapping_target(slot: _Slot):
@@ -121,7 +215,9 @@ def _mapping_target(slot: _Slot):
 
 
 def _release(slot: _Slot) -> None:
-    slot.model = None
+    if slot.model is not None:
+        slot.model = None
+        collector.thaw()     # the load froze the model's objects; now they may be collected
 
 
 class ModelHost:
@@ -155,7 +251,11 @@ class ModelHost:
         with ``load``, load it on the engine.
 
         ``options`` go to :func:`~detscope.core.runtime.model.load_model` (``template``, ``factory``,
-        ``labels``, ``signature``, ``tags``, ``scale``, ``safe_mode``, ``warmup``).
+        ``labels``, ``signature``, ``tags``, ``scale``, ``safe_mode``, ``trust_model``, ``warmup``).
+        A model that would run code unasked (a Keras file's stored Python, a SavedModel whose graph reads or
+        writes files, runs Python or uses the network) fails its load with
+        :class:`~detscope.core.base.errors.LoadRefused` before TensorFlow sees it: ``would_run`` says what
+        it would do, for a confirmation; opening again with ``**refused.options`` accepts it.
         """
         self.close()
         self.path = Path(path)
@@ -188,27 +288,61 @@ class ModelHost:
         self.switching = self.engine.submit(_switch, self._slot, checkpoint, name=name or f"restore {checkpoint}")
         return self.switching
 
-    def detect(self, image, *, latest: bool = False, name: str = "detect") -> Future:
+    def detect(self, image, *, latest: bool = False, name: str = "detect", allow_partial: bool = False) -> Future:
         """Run the model on an RGB ``uint8`` image; ``latest``: a live frame that replaces any frame
-        still waiting for the engine."""
-        if latest:
-            return self.engine.submit_latest(_detect, image, self._slot, name="frame")
-        return self.engine.submit(_detect, image, self._slot, name=name)
+        still waiting for the engine.
 
-    def detect_many(self, paths):
+        On a restore that is not complete the future fails with :class:`PartialRestoreRefused` (its line
+        says what was not restored) unless ``allow_partial``: the user has agreed, and marks what is shown
+        (``ModelSummary.partial_restore()``).
+        """
+        if latest:
+            return self.engine.submit_latest(_detect, image, self._slot, allow_partial, name="frame")
+        return self.engine.submit(_detect, image, self._slot, allow_partial, name=name)
+
+    def detect_many(self, paths, *, allow_partial: bool = False, on_error=None):
         """Yield ``(path, image, detections)``, decoding the next image while the engine runs the model
-        on the current one."""
+        on the current one (``allow_partial`` as for :meth:`detect`).
+
+        An image that cannot be read, or that the model fails on, is a one-line UserError naming the image:
+        with ``on_error``, ``on_error(path, error)`` is called and the run goes on with the next image;
+        without it, the error ends the run. A refusal that concerns the model, not the image
+        (:class:`PartialRestoreRefused`), always ends it.
+        """
         from ..media.images import load_image
+
+        def failed(path, exc: UserError) -> None:
+            if on_error is None:
+                raise exc
+            on_error(path, exc)
+
+        def finish(item):
+            path, image, future = item
+            try:
+                return path, image, future.result()
+            except PartialRestoreRefused:
+                raise
+            except UserError as exc:  # the model failed on this image: say which (the reader's errors name it)
+                failed(path, UserError(f"{path}: {exc}").with_traceback(exc.__traceback__))
+                return None
 
         pending = None
         for path in paths:
-            image = load_image(path)
-            future = self.detect(image)
+            try:
+                image = load_image(path)
+            except UserError as exc:
+                failed(path, exc)
+                continue
+            future = self.detect(image, allow_partial=allow_partial)
             if pending is not None:
-                yield pending[0], pending[1], pending[2].result()
+                done = finish(pending)
+                if done is not None:
+                    yield done
             pending = (path, image, future)
         if pending is not None:
-            yield pending[0], pending[1], pending[2].result()
+            done = finish(pending)
+            if done is not None:
+                yield done
 
     def mapping_target(self) -> Future:
         """The loaded model's outputs and its current output mapping (a ``MappingTarget``)."""

@@ -11,17 +11,20 @@ class UserError(Exception):
 USER_ERRORS = (UserError, OSError)
 
 
-def read_text(path, error: type[UserError] = UserError, what: str = "text file") -> str:
-    """A text file's content (UTF-8, a byte-order mark dropped); ``error`` with one line when it cannot be."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise error(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise error(f"{path}: is a folder, not a {what}") from None
-    except OSError as exc:
-        raise error(f"{path}: cannot be read ({exc.strerror or exc})") from None
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise error(f"{path}: not a text file (byte {exc.start} is not UTF-8)") from None
+# read_text (a user's text file, one-line errors) is in .files, with the other readers of user files.
+
+
+class LoadRefused(UserError):
+    """A model that would run code or reach outside itself when loaded, refused until its user agrees.
+
+    ``file`` is what was refused, ``would_run`` says what loading (and detecting) would do, one entry
+    each, for a confirmation to list; ``options`` are the load options that accept it (pass them with
+    the same open again, e.g. ``{"trust_model": True}``); ``flag`` is the command line's way to say so.
+    """
+
+    def __init__(self, message: str, *, file: str, would_run: list[str], options: dict, flag: str):
+        super().__init__(message)
+        self.file = file
+        self.would_run = list(would_run)
+        self.options = dict(options)
+        self.flag = flag

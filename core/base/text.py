@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 
 def fmt_shape(shape) -> str:
     """``[1, ?, ?, 3]``; an unknown rank is the empty string."""
@@ -25,3 +27,23 @@ def fmt_bytes(n: int | None) -> str:
 def plural(n: int, one: str, many: str | None = None) -> str:
     """``1 value``, ``3 values``."""
     return f"{n} {one if n == 1 else (many or one + 's')}"
+
+
+_DIGITS = re.compile(r"(\d+)")
+
+
+def natural_key(text: str) -> tuple:
+    """A sort key that orders numbers inside names by value: ``1, 4, 7, 10`` rather than ``1, 10, 4, 7``.
+
+    Runs of digits compare by magnitude (length without leading zeros, then the digits), so a run of any
+    length is fine; the text between them compares as text.
+    """
+    parts = _DIGITS.split(text)
+    key = []
+    for i, part in enumerate(parts):
+        if i % 2:
+            digits = part.lstrip("0")
+            key.append((len(digits), digits, part))
+        else:
+            key.append(part)
+    return tuple(key)

@@ -6,6 +6,7 @@ findings; none of them reads files itself.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -163,3 +164,26 @@ def check_num_classes(num_classes: int | None, label_map: LabelMap | None, head_
     elif lm_max is not None and h is not None and lm_max != h:
         out.append(Finding(ERROR, f"{l_txt} but {h_txt}; {c_txt}", lm_file, key=head_key))
     return out
+
+
+def check_nearby_label_map(num_classes: int | None, label_map: LabelMap | None, model_folder: Path | str,
+                           file: str | None = None) -> list[Finding]:
+    """A label map found near the model but not in its own folder, nor named by its config (a Model Zoo
+    download under a fine-tuning workspace finds the fine-tune's label map two folders up).
+
+    It may be another model's, so it is never counted against the model: when its ids disagree with
+    ``num_classes`` (the config's, else the class head's) this says so as information, with the reason;
+    when they agree it says nothing.
+    """
+    if num_classes is None or label_map is None or not len(label_map) or label_map.max_id == num_classes:
+        return []
+    source = Path(label_map.source) if getattr(label_map, "source", None) else None
+    where = source.name if source is not None else "the label map"
+    try:
+        rel = os.path.relpath(source.parent, model_folder) if source is not None else None
+    except ValueError:      # another drive
+        rel = None
+    found = f" (found in {rel}/)" if rel else ""
+    return [Finding(INFO, f"{where}{found} has ids up to {label_map.max_id} but the model has {num_classes} "
+                          f"classes; it lies outside the model's folder and its config does not name it, so it "
+                          f"may belong to another model: not compared", str(source) if source else file)]

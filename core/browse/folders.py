@@ -9,6 +9,7 @@ without ``saved_model.pb``, an empty or unrelated folder).
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from pathlib import Path
 from google.protobuf import text_format
 
 from ..formats import protos
+from ..base import files
 from ..base.errors import UserError
 from ..base.findings import ERROR, INFO, WARNING, Finding
 
@@ -29,11 +31,15 @@ OD_API_EXPORT = "od_api_export"
 MODEL_GARDEN_EXPORT = "model_garden_export"
 KERAS = "keras"
 VARIABLES = "variables"
+TFLITE = "tflite"
 
 LFS_MAGIC = b"version https://git-lfs.github.com/spec/"
 _DATA_RE = re.compile(r"^(?P<prefix>.+)\.data-(?P<shard>\d{5})-of-(?P<count>\d{5})$")
 _NUMBER_RE = re.compile(r"-(\d+)$")
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
+TFLITE_SUFFIX = ".tflite"
+# Label files found beside a .tflite model (the names TFLite examples and exporters use), before the usual ones.
+TFLITE_LABEL_NAMES = ("labelmap.txt", "labels.txt", "label_map.txt", "labelmap.pbtxt", "label_map.pbtxt")
 # Where exports and training runs keep their checkpoints, beside saved_model/ and pipeline.config.
 CHECKPOINT_DIRS = ("checkpoint", "training", "train", "checkpoints", "ckpt")
 
@@ -85,6 +91,7 @@ class ModelFolder:
     params_yaml: Path | None = None
     label_map: Path | None = None
     keras_file: Path | None = None
+    tflite_file: Path | None = None
     findings: list[Finding] = field(default_factory=list)
     # What has been read from the folder's files, shared by everyone holding this folder (the inventory,
     # the loader, a checkpoint switch), so each file is parsed once per open: see parsed().
@@ -128,7 +135,7 @@ class ModelFolder:
         return ref
 
 
-MODEL_PART_SUFFIXES = (".index", ".pb", ".pbtxt", ".config", ".yaml") + KERAS_SUFFIXES
+MODEL_PART_SUFFIXES = (".index", ".pb", ".pbtxt", ".config", ".yaml", TFLITE_SUFFIX) + KERAS_SUFFIXES
 
 
 def looks_like_model_part(path: Path) -> bool:
@@ -141,11 +148,8 @@ def glob_escape(name: str) -> str:
 
 
 def is_lfs_pointer(path: Path) -> bool:
-    try:
-        with open(path, "rb") as fh:
-            return fh.read(len(LFS_MAGIC)) == LFS_MAGIC
-    except OSError:
-        return False
+    # only a regular file is opened: a FIFO or a device as a model part never blocks the sniff
+    return files.head(path, len(LFS_MAGIC)) == LFS_MAGIC
 
 
 def lfs_finding(path: Path) -> Finding:
@@ -168,10 +172,14 @@ def _read_state(state_file: Path, folder: Path, findings: list[Finding]) -> tupl
         return None, []
     state = STATE()
     try:
-        text_format.Parse(state_file.read_text(encoding="utf-8", errors="replace"), state,
-                          allow_unknown_field=True)
-    except text_format.ParseError as exc:
+        data = files.read_bytes(state_file, what="checkpoint state file", limit=files.CONFIG_LIMIT)
+        text_format.Parse(data.decode("utf-8", errors="replace"), state, allow_unknown_field=True)
+    except (text_format.ParseError, UserError) as exc:
         findings.append(Finding(WARNING, f"checkpoint state file is not readable ({exc}); "
+                                         "listing every *.index instead", str(state_file)))
+        return None, []
+    except RecursionError:  # unknown fields nested thousands deep
+        findings.append(Finding(WARNING, "checkpoint state file is not readable (nested too deeply); "
                                          "listing every *.index instead", str(state_file)))
         return None, []
 
@@ -280,6 +288,32 @@ def _find_label_map(folder: Path, pipeline_label_path: str | None = None) -> Pat
     return None
 
 
+def label_map_is_own(mf: ModelFolder) -> bool:
+    """Whether the folder's label map belongs to this model, not merely lies near it.
+
+    It does when its config names it, or when it lies in the model's own folder: the folder opened
+    (or its ``annotations/``), the folder of its config or Keras file, the export holding the opened
+    ``saved_model/``, or the run holding the opened ``training/`` (``checkpoint/`` ...) folder. A label
+    map two folders up (a Model Zoo download under a fine-tuning workspace) may be another model's.
+    """
+    if mf.label_map is None:
+        return False
+    where = Path(mf.label_map).resolve().parent
+    named = _pipeline_label_path(mf)
+    if named and Path(named).is_file() and Path(named).resolve() == Path(mf.label_map).resolve():
+        return True
+    own = {mf.root}
+    for part in (mf.pipeline_config, mf.params_yaml, mf.keras_file):
+        if part is not None:
+            own.add(Path(part).parent)
+    if mf.saved_model is not None:
+        own.add(mf.saved_model)
+    if mf.root.name in CHECKPOINT_DIRS or mf.root.name in ("saved_model", "variables"):
+        own.add(mf.root.parent)
+    own = {p.resolve() for p in own}
+    return where in own or (where.name == "annotations" and where.parent in own)
+
+
 def _pipeline_label_path(mf: ModelFolder) -> str | None:
     """The label map the folder's pipeline.config names, as found on this machine (else as written)."""
     config = mf.pipeline_config
@@ -310,7 +344,41 @@ def _saved_model_parts(folder: Path, mf: ModelFolder) -> None:
     if mf.saved_model_pb is None:
         what = "only variables/ is here: names and shapes are browsable, but without the graph it cannot run" \
             if var_index.is_file() else "it cannot be loaded"
-        mf.findings.append(Finding(ERROR, f"{folder.name}/saved_model.pb is missing; {what}", str(folder)))
+        kind = _not_a_file(pb)
+        if kind is not None:
+            mf.findings.append(Finding(ERROR, f"{folder.name}/saved_model.pb is {kind}, not a file; {what}", str(pb)))
+        else:
+            mf.findings.append(Finding(ERROR, f"{folder.name}/saved_model.pb is missing; {what}", str(folder)))
+    elif not var_index.is_file() and _not_a_file(var_index) is not None:
+        mf.findings.append(Finding(ERROR, f"{folder.name}/variables/variables.index is {_not_a_file(var_index)}, "
+                                          "not a file; the SavedModel's values cannot be read", str(var_index)))
+
+
+def _not_a_file(path: Path) -> str | None:
+    """What ``path`` is when it exists but is not a regular file (``a folder``); None otherwise."""
+    try:
+        return files.kind_of(path.stat().st_mode)
+    except OSError:
+        return None
+
+
+def nested_saved_models(folder: Path) -> list[Path]:
+    """SavedModels one level below ``folder`` (``saved_model/1/`` as TensorFlow Serving versions them),
+    in natural order."""
+    found = []
+    try:
+        children = [c for c in folder.iterdir() if c.is_dir() and not c.name.startswith(".")
+                    and c.name not in ("variables", "assets")]
+    except OSError:
+        return []
+    for child in children:
+        if (child / "saved_model.pb").is_file() or (child / "saved_model.pbtxt").is_file():
+            found.append(child)
+    return sorted(found, key=lambda c: (int(c.name) if c.name.isdigit() else float("inf"), c.name))
+
+
+def _has_saved_model_parts(folder: Path) -> bool:
+    return any(os.path.lexists(folder / name) for name in ("saved_model.pb", "saved_model.pbtxt", "variables"))
 
 
 def _is_saved_model_dir(folder: Path) -> bool:
@@ -336,6 +404,8 @@ def recognise(path: str | Path) -> ModelFolder:
                 mf.findings.append(lfs_finding(p))
             mf.label_map = _find_label_map(p.parent)
             return mf
+        if p.suffix.lower() == TFLITE_SUFFIX:
+            return _tflite(given, p)
         if p.name in ("saved_model.pb", "saved_model.pbtxt"):
             return _from_folder(given, p.parent)
         if p.name == "pipeline.config" or p.name == "params.yaml":
@@ -346,8 +416,20 @@ def recognise(path: str | Path) -> ModelFolder:
         if prefix is not None:
             return _checkpoint_prefix(given, prefix)
         raise FolderError(f"{given.name} is not a model file (expected a folder, ckpt-N.index, "
-                          "saved_model.pb, .keras or .h5)")
+                          "saved_model.pb, .keras, .h5 or .tflite)")
+    if not p.is_dir():  # a FIFO, a device or a socket: nothing to recognise, nothing to open
+        raise FolderError(f"{given} is {files.kind_of(p.stat().st_mode)}, not a model file or folder")
     return _from_folder(given, p)
+
+
+def _tflite(given: Path, file: Path) -> ModelFolder:
+    """A ``.tflite`` model; its label file is the one beside it (``labelmap.txt``, ``labels.txt``, ...)."""
+    mf = ModelFolder(given, TFLITE, file.parent, tflite_file=file)
+    if is_lfs_pointer(file):
+        mf.findings.append(lfs_finding(file))
+    mf.label_map = next((file.parent / n for n in TFLITE_LABEL_NAMES if (file.parent / n).is_file()), None) \
+        or _find_label_map(file.parent)
+    return mf
 
 
 def _checkpoint_prefix(given: Path, prefix: Path) -> ModelFolder:
@@ -380,6 +462,18 @@ def _from_folder(given: Path, folder: Path) -> ModelFolder:
     findings: list[Finding] = []
     sm_dir = folder if _is_saved_model_dir(folder) else (
         folder / "saved_model" if (folder / "saved_model").is_dir() else None)
+    if sm_dir is not None and sm_dir != folder and not _has_saved_model_parts(sm_dir):
+        # saved_model/ holds no graph and no variables of its own: the SavedModel may be one level deeper.
+        nested = nested_saved_models(sm_dir)
+        if len(nested) == 1:
+            findings.append(Finding(INFO, f"the SavedModel is one level deeper, in {sm_dir.name}/{nested[0].name}/",
+                                    str(nested[0])))
+            sm_dir = nested[0]
+        elif nested:
+            findings.append(Finding(WARNING, f"{sm_dir.name}/ holds {len(nested)} SavedModels one level deeper "
+                                             f"({', '.join(n.name + '/' for n in nested)}); open the one you mean: "
+                                             "detscope does not pick one", str(sm_dir)))
+            sm_dir = None
     ckpt_dir = None
     for candidate in [folder / name for name in CHECKPOINT_DIRS] + [folder]:
         if candidate.is_dir() and (any(candidate.glob("*.index")) or (candidate / "checkpoint").is_file()):
@@ -414,14 +508,34 @@ def _from_folder(given: Path, folder: Path) -> ModelFolder:
             mf = ModelFolder(given, KERAS, folder, keras_file=keras[0])
             mf.label_map = _find_label_map(folder)
             return mf
+        lite = sorted(p for p in folder.iterdir() if p.suffix.lower() == TFLITE_SUFFIX) if folder.is_dir() else []
+        if len(lite) == 1:
+            return _tflite(given, lite[0])
+        if len(lite) > 1:
+            raise FolderError(f"{given} holds {len(lite)} .tflite models ({', '.join(p.name for p in lite[:4])}); "
+                              "open one of them")
+        if len(keras) > 1:
+            raise FolderError(f"{given} holds {len(keras)} Keras files ({', '.join(k.name for k in keras)}): "
+                              "open the one you mean; detscope does not pick one")
         if not any(folder.iterdir()):
             raise FolderError(f"{given} is an empty folder")
+        nested = nested_saved_models(folder)
+        if len(nested) == 1 and not (folder / "pipeline.config").is_file():
+            mf = _from_folder(given, nested[0])
+            mf.findings.insert(0, Finding(INFO, f"the SavedModel is one level deeper, in {nested[0].name}/",
+                                          str(nested[0])))
+            return mf
+        if nested:
+            raise FolderError(f"{given} holds no model itself but {len(nested)} SavedModels one level deeper "
+                              f"({', '.join(n.name + '/' for n in nested)}): open the one you mean")
         if (folder / "pipeline.config").is_file():
             mf = ModelFolder(given, OD_API_EXPORT, folder, pipeline_config=folder / "pipeline.config")
             mf.findings.append(Finding(ERROR, "pipeline.config is here but no checkpoint (*.index) and no "
                                               "saved_model/ beside it", str(folder / "pipeline.config")))
             mf.label_map = _find_label_map(folder, _pipeline_label_path(mf))
             return mf
+        if findings:   # what was found instead (several SavedModels one level deeper)
+            raise FolderError(f"{given}: {findings[-1].message}")
         raise FolderError(f"{given} holds no model: no saved_model.pb, no checkpoint (*.index), "
                           "no pipeline.config, no .keras/.h5 file")
 

@@ -11,15 +11,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from . import folders
+from . import folders, integrity
 from ..formats.bundle import Bundle, BundleError, Entry
 from ..formats.configs import ConfigError, ModelGardenParams, PipelineConfig, read_params_yaml, read_pipeline_config
-from .checks import check_num_classes, check_object_graph
+from .checks import check_nearby_label_map, check_num_classes, check_object_graph
 from .folders import CheckpointRef, ModelFolder
 from ..formats.kerasfile import KerasFileError, KerasInfo, read_keras_file
+from ..formats.tflite import TFLiteError, TFLiteInfo, packed_label_map, read_tflite
 from ..formats.labels import LabelMap, LabelMapError, read_label_map
 from ..formats.objectgraph import ObjectGraph, ObjectNode, graph_from_bundle, name_tree, walk_tree
 from ..base.errors import UserError
+from ..base.text import natural_key
 from ..base.findings import ERROR, INFO, Finding, StrEnum, sort_findings
 from ..formats.savedmodel import SavedModelError, SavedModelInfo, read_saved_model
 
@@ -119,6 +121,7 @@ class Inventory:
     pipeline: PipelineConfig | None = None
     params: ModelGardenParams | None = None
     keras: KerasInfo | None = None
+    tflite: TFLiteInfo | None = None
     object_graph: ObjectGraph | None = None
     findings: list[Finding] = field(default_factory=list)
     # The row of each finding under the tree's Problems group, and the value rows by key (made on first use).
@@ -151,12 +154,26 @@ class Inventory:
     def entries(self) -> list[Entry]:
         return list(self.bundle.entries.values()) if self.bundle else []
 
+    @property
+    def would_run(self) -> list[str]:
+        """What loading (and running) this model would do beyond computing: the Python code a Keras file
+        stores, the ops of a SavedModel's graph that reach outside it; one line each, for a confirmation.
+        Empty for an ordinary model. Loading refuses such a model unasked (``LoadRefused``)."""
+        from ..formats.graph_effects import would_run
+
+        lines = list(self.keras.code) if self.keras is not None else []
+        if self.saved_model is not None:
+            lines.extend(would_run(self.saved_model.effects))
+        return lines
+
     def value_source(self, key: str):
         """The reader holding ``key`` (a Bundle or a Keras file); UserError when no entry has that name."""
         if self.bundle is not None and key in self.bundle.entries:
             return self.bundle
         if self.keras is not None and any(w.key == key for w in self.keras.weights):
             return self.keras
+        if self.tflite is not None:
+            return self.tflite  # its read() gives values dequantised where the tensor is quantised
         where = self.checkpoint.index.name if self.checkpoint else self.folder.path
         raise UserError(f"{where} has no entry {key!r}")
 
@@ -167,13 +184,15 @@ class Inventory:
         source = self.value_source(key)
         if isinstance(source, Bundle):
             return tensor_stats(source, key, bins=bins)
-        return array_stats(source.read(key), bins=bins)
+        return array_stats(source.read(key), bins=bins, key=key)
 
     def as_json(self) -> dict:
         entries = []
         if self.bundle is not None:
             entries = [{"key": e.key, "dtype": e.dtype_name, "shape": list(e.shape), "bytes": e.size}
                        for e in self.bundle.entries.values()]
+        elif self.tflite is not None:
+            entries = [_tflite_entry_json(t) for t in self.tflite.tensors()]
         elif self.keras is not None:
             entries = [{"key": w.key, "dtype": w.dtype, "shape": list(w.shape), "bytes": w.nbytes}
                        for w in self.keras.weights]
@@ -185,6 +204,9 @@ class Inventory:
                     "inputs": [_spec_json(s) for s in sig.inputs],
                     "outputs": [_spec_json(s) for s in sig.outputs],
                 })
+        if self.tflite is not None:
+            signatures = _tflite_signatures_json(self.tflite)
+        extra = {"tflite": self.tflite.as_json()} if self.tflite is not None else {}
         return {
             "path": str(self.folder.path),
             "kind": self.folder.kind,
@@ -193,11 +215,36 @@ class Inventory:
             "signatures": signatures,
             "label_map": self.label_map.as_json() if self.label_map is not None else None,
             "problems": [f.as_json() for f in self.findings],
+            **extra,
         }
 
 
 def _spec_json(spec) -> dict:
     return {"name": spec.key, "dtype": spec.dtype, "shape": list(spec.shape) if spec.shape is not None else None}
+
+
+def _tflite_entry_json(t) -> dict:
+    """A TFLite tensor as an ``entries`` row: the usual fields, plus where it lives and how it is quantised."""
+    row = {"key": t.key, "dtype": t.dtype, "shape": list(t.shape), "bytes": t.nbytes,
+           "name": t.name, "subgraph": t.subgraph, "index": t.index,
+           "shape_signature": list(t.shape_signature) if t.shape_signature is not None else None}
+    if t.quantization is not None:
+        row["quantization"] = t.quantization.as_json()
+    return row
+
+
+def _tflite_signatures_json(info) -> list[dict]:
+    out = []
+    for sig in info.signatures:
+        tensors = info.subgraphs[sig.subgraph].tensors if sig.subgraph < len(info.subgraphs) else []
+
+        def spec(name, index):
+            t = tensors[index] if 0 <= index < len(tensors) else None
+            return {"name": name, "dtype": t.dtype if t else None,
+                    "shape": list(t.free_shape) if t else None, "tensor": t.name if t else None}
+        out.append({"name": sig.key, "method": "tflite", "subgraph": sig.subgraph,
+                    "inputs": [spec(n, i) for n, i in sig.inputs], "outputs": [spec(n, i) for n, i in sig.outputs]})
+    return out
 
 
 _INT_DTYPES = {3: 4, 9: 8}  # int32, int64: byte widths
@@ -336,7 +383,7 @@ def _checkpoint_tree(inv: Inventory, title: str) -> None:
     _object_subtree(group, graph.root, bundle, seen, display_children(graph))
     _prune_empty(group)
     inv.findings.extend(check_object_graph(graph, bundle.entries, file=str(bundle.index_path)))
-    rest = [k for k in bundle.entries if k not in seen]
+    rest = sorted((k for k in bundle.entries if k not in seen), key=natural_key)
     if rest:
         other = group.add(Node("(not in the object graph)", GROUP))
         for k in rest:
@@ -408,6 +455,62 @@ def _keras_tree(inv: Inventory) -> None:
             layers.add(Node(layer["name"] or "?", FACT, detail=layer["class_name"] or ""))
 
 
+def _tflite_tree(inv: Inventory) -> None:
+    """Subgraphs (inputs, outputs, operators by type with counts, tensors), signatures, metadata."""
+    info = inv.tflite
+    group = inv.root.add(Node(info.path.name, GROUP, detail=f"TFLite schema v{info.version}, "
+                                                           f"{len(info.subgraphs)} subgraph(s)"))
+    for sg in info.subgraphs:
+        title = f"Subgraph {sg.index}" + (f" ({sg.name})" if sg.name else "")
+        sub = group.add(Node(title, GROUP, detail=f"{len(sg.tensors)} tensors, {len(sg.operators)} operators"))
+        producers = info.producers(sg.index)
+
+        def tensor_node(t, kind=None, name=None):
+            detail = t.quantization.describe() if t.quantization is not None else ""
+            if t.shape_signature is not None and tuple(t.shape_signature) != tuple(t.shape):
+                detail = (detail + "; " if detail else "") + f"resizable {list(t.shape_signature)}"
+            made = producers.get(t.index)
+            if not t.has_rank or (not t.shape and made is not None and made[0].custom):
+                note = "shape set when the model runs" + (f" ({made[0].op} output {made[1]})" if made else "")
+                detail = f"{detail}; {note}" if detail else note
+            if kind is None:
+                kind = VARIABLE if t.is_constant else FACT
+            return Node(name or t.name or f"tensor {t.index}", kind, shape=t.shape, dtype=t.dtype,
+                        params=t.num_elements if t.is_constant else None, nbytes=t.nbytes or None,
+                        key=t.key if t.is_constant else None, detail=detail)
+
+        for title_, kind, indexes in (("Inputs", INPUT, sg.inputs), ("Outputs", OUTPUT, sg.outputs)):
+            io = sub.add(Node(title_, GROUP, detail=str(len(indexes))))
+            for i in indexes:
+                if 0 <= i < len(sg.tensors):
+                    io.add(tensor_node(sg.tensors[i], kind))
+        counts = sg.op_counts()
+        customs = {op.op for op in sg.operators if op.custom}
+        ops = sub.add(Node("Operators", GROUP, detail=f"{len(sg.operators)} in {len(counts)} types"))
+        for op, count in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
+            ops.add(Node(op, FACT, params=count, detail=f"{count}" + (" (custom op)" if op in customs else "")))
+        tens = sub.add(Node("Tensors", GROUP, detail=str(len(sg.tensors))))
+        for t in sg.tensors:
+            tens.add(tensor_node(t))
+        _fill_group_totals(tens)
+    if info.signatures:
+        sigs = group.add(Node("Signatures", GROUP, detail=str(len(info.signatures))))
+        for sig in info.signatures:
+            s = sigs.add(Node(sig.key, SIGNATURE, detail=f"subgraph {sig.subgraph}"))
+            tensors = info.subgraphs[sig.subgraph].tensors if sig.subgraph < len(info.subgraphs) else []
+            for names, kind in ((sig.inputs, INPUT), (sig.outputs, OUTPUT)):
+                for name, i in names:
+                    t = tensors[i] if 0 <= i < len(tensors) else None
+                    s.add(Node(name, kind, shape=t.free_shape if t else None, dtype=t.dtype if t else None,
+                               detail=f"{kind.value} {t.name if t else i}"))
+    if info.metadata or info.packed_files:
+        meta = group.add(Node("Metadata", GROUP, detail=str(len(info.metadata))))
+        for m in info.metadata:
+            meta.add(Node(m.name, FACT, nbytes=m.nbytes or None, detail=m.text or f"{m.nbytes} bytes"))
+        for f in info.packed_files:
+            meta.add(Node(f.name, FACT, nbytes=f.nbytes or None, detail="packed file"))
+
+
 def _prod(shape) -> int:
     n = 1
     for d in shape:
@@ -416,7 +519,8 @@ def _prod(shape) -> int:
 
 
 # How to read the class count off a class-prediction head, per model type (pipeline.config's model block).
-# "anchors": the bias holds anchors_per_location * (classes + 1) values (OD API SSD, with background);
+# "anchors": the bias holds anchors_per_location * class slots (OD API SSD: classes + 1 for the background,
+# or just the classes with ``add_background_class: false``, as EfficientDet and sigmoid-head SSDs have);
 # "plain": one value per class (OD API CenterNet's object-center heatmap).
 HEAD_RULES = {
     "ssd": (("class_predictions_with_background", "class_predictions_head", "ClassPredictor"), "anchors"),
@@ -444,8 +548,14 @@ def class_head(inv: Inventory) -> tuple[int, str] | None:
     anchors = getattr(inv.pipeline, "anchors_per_location", None)
     size, key = biases[-1]
     if anchors and size % anchors == 0:
-        return size // anchors - 1, key
+        return size // anchors - background_slots(inv.pipeline), key
     return None
+
+
+def background_slots(pipeline: PipelineConfig) -> int:
+    """Class slots the head keeps for the background: 1, or 0 with ``add_background_class: false`` (ssd.proto's
+    default is true)."""
+    return 0 if pipeline.model.get("add_background_class") in (False, "false") else 1
 
 
 def head_classes(inv: Inventory) -> int | None:
@@ -463,6 +573,29 @@ def object_graph_of(mf: ModelFolder, bundle: Bundle) -> ObjectGraph:
     """The object graph of one of the folder's bundles, decoded once per open (the inventory and the
     restore both need it)."""
     return mf.parsed(("object graph", str(bundle.prefix)), lambda: graph_from_bundle(bundle))
+
+
+def _integrity_findings(inv: Inventory) -> list[Finding]:
+    """The files behind the selected checkpoint and the SavedModel: shards, the export's own variables, a TF1
+    export's frozen weights (see :mod:`.integrity`)."""
+    mf = inv.folder
+    out: list[Finding] = []
+    if inv.bundle is not None:
+        out.extend(integrity.shard_findings(inv.bundle, missing=False))
+    if inv.saved_model is None or mf.saved_model is None:
+        return out
+    if inv.checkpoint is not None and inv.checkpoint.prefix == mf.variables_prefix:
+        # The SavedModel's own variables are what is browsed: an unreadable index was said already.
+        if inv.bundle is not None:
+            out.extend(integrity.saved_model_variables_findings(inv.saved_model, mf.saved_model, inv.bundle))
+        return out
+    out.extend(integrity.saved_model_variables_findings(inv.saved_model, mf.saved_model))
+    if inv.bundle is not None:
+        reason = integrity.frozen_export(inv.saved_model, inv.bundle, integrity.own_variables(mf.saved_model),
+                                         name=mf.saved_model.name)
+        if reason:
+            out.append(Finding(INFO, reason, str(mf.saved_model)))
+    return out
 
 
 def build_inventory(path: str | Path | ModelFolder, checkpoint: str | None = None) -> Inventory:
@@ -515,12 +648,20 @@ def build_inventory(path: str | Path | ModelFolder, checkpoint: str | None = Non
     inv.pipeline = read(mf.pipeline_config, read_pipeline_config, ConfigError)
     inv.params = read(mf.params_yaml, read_params_yaml, ConfigError)
     inv.label_map = read(mf.label_map, read_label_map, LabelMapError)
+    inv.tflite = read(mf.tflite_file, read_tflite, TFLiteError)
+    if inv.tflite is not None and inv.label_map is None and inv.tflite.packed_labels():
+        try:  # a label file packed into the model by a metadata writer
+            inv.label_map = packed_label_map(inv.tflite)
+            findings.extend(getattr(inv.label_map, "findings", []))
+        except (TFLiteError, LabelMapError) as exc:
+            findings.append(Finding(ERROR, str(exc), str(mf.tflite_file)))
 
     inv.findings = findings
     if inv.bundle is not None and OBJECT_GRAPH_KEY not in inv.bundle.entries and \
             mf.kind in (folders.CHECKPOINT, folders.CHECKPOINT_FOLDER):
         mf.kind = folders.TF1_CHECKPOINT  # name-based: no object graph
-    browsable = inv.bundle is not None or inv.saved_model is not None or inv.keras is not None
+    browsable = inv.bundle is not None or inv.saved_model is not None or inv.keras is not None \
+        or inv.tflite is not None
     if not browsable and not mf.checkpoints and inv.pipeline is None:
         errors = [f for f in findings if f.severity == ERROR]
         if errors:
@@ -538,6 +679,8 @@ def build_inventory(path: str | Path | ModelFolder, checkpoint: str | None = Non
         _checkpoint_tree(inv, title)
     if inv.keras is not None:
         _keras_tree(inv)
+    if inv.tflite is not None:
+        _tflite_tree(inv)
     _config_tree(inv)
     if inv.label_map is not None:
         _label_tree(inv)
@@ -548,8 +691,15 @@ def build_inventory(path: str | Path | ModelFolder, checkpoint: str | None = Non
     files = [str(p) if p else None for p in (mf.pipeline_config or mf.params_yaml, mf.label_map,
                                              inv.checkpoint.index if inv.checkpoint else None)]
     head = class_head(inv)
-    inv.findings.extend(check_num_classes(num_classes, inv.label_map, head[0] if head else None, files,
+    # A label map found near the model but not in its own folder (nor named by its config) may be another
+    # model's: it is not counted against the model, only mentioned when it disagrees.
+    own_labels = inv.label_map if inv.label_map is None or folders.label_map_is_own(mf) else None
+    inv.findings.extend(check_num_classes(num_classes, own_labels, head[0] if head else None, files,
                                           head_key=head[1] if head else None))
+    if inv.label_map is not None and own_labels is None:
+        inv.findings.extend(check_nearby_label_map(num_classes if num_classes is not None else (
+            head[0] if head else None), inv.label_map, mf.root, files[0] if num_classes is not None else files[2]))
+    inv.findings.extend(_integrity_findings(inv))
     inv.findings = sort_findings(inv.findings)
     if inv.findings:
         # Problems come first: they are what a user needs before trusting anything below.

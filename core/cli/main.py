@@ -12,20 +12,35 @@ import os
 import sys
 from pathlib import Path
 
-from ..base import errors
+from ..base import errors, files
 from ..base.text import fmt_bytes, fmt_shape
 
 EXIT_USAGE = 2
+EXIT_SOME_FAILED = 1  # detect: some images could not be read or run (each named on stderr), the others were
+EXIT_INCOMPLETE = 1     # `restore`: the verdict is partial or failed
 
 
 
 
-def _print_tree(node, out, depth: int = 0, max_depth: int | None = None) -> None:
-    from ..browse.inventory import FINDING
+# Rows of facts (function names, op types, layers) the text tree prints under a group before it says how
+# many more there are; ``inspect --all`` prints every one (a Model Garden export has thousands of functions).
+FACT_ROWS = 20
 
+
+def _print_tree(node, out, depth: int = 0, max_depth: int | None = None, show_all: bool = False,
+                skip=()) -> None:
+    from ..browse.inventory import FACT, FINDING
+
+    facts = 0
+    hidden = 0
     for child in node.children:
-        if child.kind == FINDING:
+        if child.kind == FINDING or child in skip:
             continue
+        if child.kind == FACT and not show_all:
+            facts += 1
+            if facts > FACT_ROWS:
+                hidden += 1
+                continue
         cols = [child.name]
         if child.shape is not None:
             cols.append(fmt_shape(child.shape))
@@ -37,7 +52,9 @@ def _print_tree(node, out, depth: int = 0, max_depth: int | None = None) -> None
             cols.append(f"({child.detail})")
         out.write("  " * depth + "  ".join(cols) + "\n")
         if max_depth is None or depth + 1 < max_depth:
-            _print_tree(child, out, depth + 1, max_depth)
+            _print_tree(child, out, depth + 1, max_depth, show_all)
+    if hidden:
+        out.write("  " * depth + f"… and {hidden} more (--all lists them)\n")
 
 
 def cmd_inspect(args) -> int:
@@ -63,12 +80,14 @@ def cmd_inspect(args) -> int:
             step = f"step {c.step}" if c.step is not None else "step ?"
             out.write(f" {mark} {c.name}  {step}  {c.entries if c.entries is not None else '?'} entries\n")
     out.write("\n")
-    _print_tree(inv.root, out, max_depth=args.depth)
+    # the Problems group is the list printed above: not twice
+    problems = [n for n in inv.root.children if n.children and all(c.kind == "finding" for c in n.children)]
+    _print_tree(inv.root, out, max_depth=args.depth, show_all=args.all, skip=problems)
     return 0
 
 
 def _inspect_tensor(inv, args) -> int:
-    key = args.tensor
+    key = _resolve_key(inv, args.tensor)
     if args.npy:
         import numpy as np
 
@@ -76,13 +95,76 @@ def _inspect_tensor(inv, args) -> int:
         values = inv.value_source(key).read(key)
         np.save(out, values, allow_pickle=values.dtype == object)
         sys.stderr.write(f"saved {key} to {out}\n")
-    st = inv.tensor_stats(key)
+    try:
+        st = inv.tensor_stats(key)
+    except TypeError as exc:  # a dtype without statistics (an HDF5 compound type, say)
+        raise errors.UserError(f"{_where(inv)}: {key}: {exc}") from None
     if args.json:
         json.dump({"key": key, **st.as_json()}, sys.stdout, indent=2)
         sys.stdout.write("\n")
     elif not args.npy:
-        sys.stdout.write(st.describe(key) + "\n")
+        sys.stdout.write(_stats_text(key, st))
     return 0
+
+
+def _where(inv) -> str:
+    return inv.checkpoint.index.name if inv.checkpoint else str(inv.folder.path)
+
+
+def _resolve_key(inv, given: str) -> str:
+    """The value ``given`` names: its checkpoint key, or its path as the tree prints it (``model/class_head/
+    kernel``, with or without the group's title in front); a one-line error when it names none or several."""
+    from ..browse.inventory import VALUE_KINDS
+
+    keys = list(inv.bundle.entries) if inv.bundle is not None else []
+    keys += [w.key for w in inv.keras.weights] if inv.keras is not None else []
+    keys += [t.key for t in inv.tflite.tensors() if t.is_constant] if inv.tflite is not None else []
+    if given in keys:
+        return given
+    wanted = given.strip("/")
+    found: dict[str, None] = {}
+    for node in inv.root.walk():
+        if node.key and node.kind in VALUE_KINDS:
+            path = node.path
+            if wanted in (path, path.split("/", 1)[-1]) or node.key == f"{wanted}/.ATTRIBUTES/VARIABLE_VALUE":
+                found[node.key] = None
+    if len(found) == 1:
+        return next(iter(found))
+    if found:
+        raise errors.UserError(f"{_where(inv)}: {given!r} names {len(found)} values ({', '.join(list(found)[:3])}"
+                               f"{', …' if len(found) > 3 else ''}); give the whole key")
+    import difflib
+
+    close = difflib.get_close_matches(given, keys, n=1, cutoff=0.6)
+    hint = f" (did you mean {close[0]!r}?)" if close else " (inspect --json lists every key)"
+    raise errors.UserError(f"{_where(inv)} has no entry {given!r}{hint}")
+
+
+def _stats_text(key: str, st) -> str:
+    """Statistics of one value as a few lines of text (``--json`` has every field)."""
+    def num(v) -> str:
+        return "?" if v is None else (f"{v:.6g}" if isinstance(v, float) else str(v))
+
+    lines = [key, f"  {st.dtype} {fmt_shape(st.shape)}  {st.count:,} values"]
+    if st.kind == "string":
+        if st.count:
+            lines.append(f"  lengths {num(st.min_length)}..{num(st.max_length)}, mean {num(st.mean_length)}; "
+                         f"{fmt_bytes(st.total_bytes)} in all")
+        return "\n".join(lines) + "\n"
+    lines.append(f"  min {num(st.min)}  max {num(st.max)}  mean {num(st.mean)}  std {num(st.std)}"
+                 + ("  (of |z|)" if st.kind == "complex" else ""))
+    zero = f"{st.zero_count:,} zero ({st.zero_fraction:.1%})" if st.zero_fraction is not None else "no values"
+    lines.append(f"  {zero}  {st.nan_count:,} NaN  {st.inf_count:,} Inf")
+    if st.histogram:
+        bars = " ▁▂▃▄▅▆▇█"
+        top = max(st.histogram) or 1
+        spark = "".join(bars[0 if c == 0 else max(1, round(c / top * 8))] for c in st.histogram)
+        try:
+            spark.encode(sys.stdout.encoding or "ascii")
+        except (UnicodeEncodeError, LookupError):
+            spark = "".join(" .:-=+*#@"[0 if c == 0 else max(1, round(c / top * 8))] for c in st.histogram)
+        lines.append(f"  histogram {num(st.bin_edges[0])} |{spark}| {num(st.bin_edges[-1])}")
+    return "\n".join(lines) + "\n"
 
 
 def _host():
@@ -100,9 +182,9 @@ def _coco_ids(images: list[Path]) -> dict[str, int]:
         ann = folder / "annotations.json"
         if ann.is_file():
             try:
-                data = json.loads(ann.read_text())
+                data = json.loads(files.read_text(ann, limit=files.ANNOTATIONS_LIMIT))
                 return {Path(im["file_name"]).name: im["id"] for im in data.get("images", [])}
-            except (json.JSONDecodeError, KeyError, TypeError):
+            except (errors.UserError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
                 continue
     return {}
 
@@ -121,22 +203,35 @@ def cmd_detect(args) -> int:
     try:
         model = host.load_sync(args.model, checkpoint=args.checkpoint, labels=args.labels,
                                signature=args.signature, template=args.template, factory=args.factory,
-                               scale=args.scale, safe_mode=not args.unsafe_keras, tags=_tags(args))
+                               scale=args.scale, safe_mode=not args.unsafe_keras, trust_model=args.trust_model,
+                               tags=_tags(args))
         for f in model.findings:
             if f.severity != "info":
                 sys.stderr.write(f"{f.line()}\n")
+        partial = _partial_gate(model, args.allow_partial)
+        if partial and not args.json:
+            sys.stdout.write(f"# PARTIAL RESTORE, run with --allow-partial: {partial['reason']}\n")
         if args.out:
             Path(args.out).mkdir(parents=True, exist_ok=True)
+        if not model.can_detect:  # the model's fault, not the images': one line before any of them
+            reason = next((f.message for f in model.findings if f.severity == "error"), "no detector signature")
+            raise errors.UserError(f"{Path(args.model).name}: cannot detect: {reason}")
         coco_ids = _coco_ids(images) if args.coco_results else {}
-        results, coco = [], []
-        for n, (path, image, dets) in enumerate(host.detect_many(images), 1):
+        results, coco, failed = [], [], []
+
+        def skip(path, exc) -> None:  # one bad image is said by name and skipped; the run goes on
+            failed.append({"path": str(path), "error": str(exc)})
+            sys.stderr.write(f"error: {exc}\n")
+        for n, (path, image, dets) in enumerate(host.detect_many(images, allow_partial=args.allow_partial,
+                                                                 on_error=skip), 1):
             dets = dets.above(args.threshold)
             results.append({"path": str(path), "width": dets.width, "height": dets.height,
                             "detections": dets.as_json()})
             if args.coco_results:
                 coco.extend(dets.coco_results(coco_ids.get(path.name, n)))
             if args.out:
-                _write_annotated(image, dets, Path(args.out) / (path.stem + ".png"))
+                _write_annotated(image, dets, Path(args.out) / (path.stem + ".png"),
+                                 banner="PARTIAL RESTORE: not the checkpoint's weights alone" if partial else None)
             if not args.json:
                 sys.stdout.write(f"{path}  {dets.width}x{dets.height}  {len(dets)} detections\n")
                 for d in dets.as_json():
@@ -147,17 +242,37 @@ def cmd_detect(args) -> int:
     if args.coco_results:
         Path(args.coco_results).write_text(json.dumps(coco))
     if args.json:
-        json.dump({"model": str(args.model), "images": results}, sys.stdout, indent=2)
+        marked = {"partial_restore": partial} if partial else {}
+        json.dump({"model": str(args.model), **marked, "images": results, "failed": failed}, sys.stdout, indent=2)
         sys.stdout.write("\n")
+    if failed:
+        if len(images) > 1:
+            sys.stderr.write(f"error: {len(failed)} of {len(images)} images failed (named above); "
+                             f"{len(results)} were detected\n")
+        # some detected: 1; none (a single image that failed: its one line above): bad input, 2
+        return EXIT_SOME_FAILED if results else EXIT_USAGE
     return 0
 
 
-def _write_annotated(image, dets, out: Path) -> None:
+def _partial_gate(model, allow_partial: bool) -> dict | None:
+    """Only a complete restore runs unasked: refuse (exit 2, one line saying what was not restored) unless
+    ``--allow-partial``; then say so on stderr and return what marks every output."""
+    reason = model.refusal
+    if reason is None:
+        return None
+    if not allow_partial:
+        raise errors.UserError(f"{reason}; pass --allow-partial to run it anyway")
+    sys.stderr.write(f"warning: {reason}; running it anyway (--allow-partial): every output is marked\n")
+    return model.partial_restore()
+
+
+def _write_annotated(image, dets, out: Path, banner: str | None = None) -> None:
     from PIL import Image
 
-    from ..detect.render import draw_detections
+    from ..detect.render import draw_banner, draw_detections
 
-    Image.fromarray(draw_detections(image, dets)).save(out)
+    drawn = draw_detections(image, dets)
+    Image.fromarray(draw_banner(drawn, banner) if banner else drawn).save(out)
 
 
 def cmd_restore(args) -> int:
@@ -165,10 +280,20 @@ def cmd_restore(args) -> int:
     try:
         model = host.load_sync(args.checkpoint, template=args.template, factory=args.factory,
                                checkpoint=args.ckpt, warmup=False, safe_mode=not args.unsafe_keras,
-                               tags=_tags(args))
+                               trust_model=args.trust_model, tags=_tags(args))
     finally:
         host.shutdown()
     report = model.report
+    if report is None and model.restore_note:
+        # A TF1 export whose weights are frozen into its graph: nothing to restore, nothing wrong.
+        if args.json:
+            selected = model.folder.selected
+            json.dump({"verdict": "not_needed", "source": selected.name if selected else None,
+                       "target": str(model.folder.saved_model), "notes": [model.restore_note]}, sys.stdout, indent=2)
+            sys.stdout.write("\n")
+        else:
+            sys.stdout.write(model.restore_note + "\n")
+        return 0
     if report is None:
         raise errors.UserError(f"{args.checkpoint}: there was no checkpoint to restore")
     if args.json:
@@ -176,7 +301,8 @@ def cmd_restore(args) -> int:
         sys.stdout.write("\n")
     else:
         _print_report(report)
-    return 0
+    # Only a complete restore is a success: scripts can tell a partial or failed one by the status.
+    return 0 if report.verdict == "complete" else EXIT_INCOMPLETE
 
 
 # How many rows of each part of a restore report the command line prints (``--json`` has them all).
@@ -243,6 +369,60 @@ def _signature_names(mf) -> list[str]:
         return []
 
 
+def cmd_diff(args) -> int:
+    """Weight drift between two checkpoints, read without TensorFlow."""
+    from ..browse.diff import diff_checkpoints
+
+    drift = diff_checkpoints(args.a, args.b, include_optimizer=args.all)
+    if args.json:
+        json.dump(drift.as_json(), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    _print_drift(drift, args.depth, args.top)
+    return 0
+
+
+def _fmt_change(x: float) -> str:
+    return "inf" if x == float("inf") else f"{x:.3g}"
+
+
+def _print_drift(drift, depth: int, top: int) -> None:
+    out = sys.stdout
+    out.write(f"{drift.a} -> {drift.b}: {len(drift.variables)} variables compared, {len(drift.changed)} changed, "
+              f"{len(drift.only_a)} only in {drift.a}, {len(drift.only_b)} only in {drift.b}, "
+              f"{len(drift.shape_changes)} shape changes\n")
+    if drift.skipped:
+        left = ", ".join(f"{n} {kind} entries" for kind, n in sorted(drift.skipped.items()))
+        out.write(f"(left out: {left}; --all compares them too)\n")
+    rows = drift.top_subtrees(depth)
+    if rows:
+        out.write("\nBy subtree (relative change ||B-A||/||A||, largest absolute change):\n")
+        for s in rows:
+            name = s.path.rsplit("/", 1)[-1]
+            out.write(f"{'  ' * s.depth}{name:<{max(8, 40 - 2 * s.depth)}} {_fmt_change(s.relative_change):>9}  "
+                      f"max {_fmt_change(s.max_abs_change):>9}  {s.changed_variables}/{s.variables} changed  "
+                      f"{s.params:,} values\n")
+    ranked = sorted(drift.variables, key=lambda v: (-v.relative_change, v.key))[:top]
+    if ranked:
+        out.write(f"\nMost changed variables (top {len(ranked)}):\n")
+        for v in ranked:
+            out.write(f"  {_fmt_change(v.relative_change):>9}  max {_fmt_change(v.max_abs_change):>9}  "
+                      f"{v.path}  {fmt_shape(v.shape)} {v.dtype}\n")
+    for title, entries in ((f"Only in {drift.a}", drift.only_a), (f"Only in {drift.b}", drift.only_b)):
+        if entries:
+            out.write(f"\n{title}:\n")
+            for e in entries:
+                out.write(f"  {e.key}  {fmt_shape(e.shape)} {e.dtype_name}\n")
+    if drift.shape_changes:
+        out.write("\nShape changes:\n")
+        for ea, eb in drift.shape_changes:
+            out.write(f"  {ea.key}  {fmt_shape(ea.shape)} {ea.dtype_name} -> {fmt_shape(eb.shape)} {eb.dtype_name}\n")
+    if drift.not_compared:
+        out.write("\nNot compared:\n")
+        for key, why in drift.not_compared:
+            out.write(f"  {key}: {why}\n")
+
+
 def cmd_gui(args) -> int:
     """``detscope gui ...``: the window, as ``detscope-gui`` opens it.
 
@@ -252,6 +432,12 @@ def cmd_gui(args) -> int:
     import importlib
 
     return importlib.import_module("detscope.gui.app").main(args.rest)
+
+
+UNSAFE_KERAS_HELP = ("load a Keras file with safe_mode off: lets the Python code stored in it (a Lambda "
+                     "layer's marshalled lambda) run; only for files you trust")
+TRUST_MODEL_HELP = ("load a SavedModel whose graph reads or writes files, runs Python or uses the network "
+                    "(inspect lists what it does); only for models you trust")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -266,6 +452,8 @@ def build_parser() -> argparse.ArgumentParser:
     ins.add_argument("--tensor", metavar="KEY", help="statistics of one tensor")
     ins.add_argument("--npy", metavar="OUT", help="with --tensor: save its values as .npy")
     ins.add_argument("--depth", type=int, default=None, help="print the tree this many levels deep")
+    ins.add_argument("--all", action="store_true", help=f"list every row of long lists (functions, op types), "
+                                                        f"not the first {FACT_ROWS}")
     ins.set_defaults(func=cmd_inspect)
 
     det = sub.add_parser("detect", help="run a model on images and print its detections")
@@ -279,8 +467,11 @@ def build_parser() -> argparse.ArgumentParser:
     det.add_argument("--signature", help="which signature (serving_default by default)")
     det.add_argument("--tags", help="the SavedModel's tag set, comma-separated (serve by default)")
     det.add_argument("--scale", choices=["0..255", "0..1", "-1..1"], help="pixel range of a float image input")
-    det.add_argument("--unsafe-keras", action="store_true",
-                     help="load a Keras file with safe_mode off (lets its Python lambdas run)")
+    det.add_argument("--unsafe-keras", action="store_true", help=UNSAFE_KERAS_HELP)
+    det.add_argument("--trust-model", action="store_true", help=TRUST_MODEL_HELP)
+    det.add_argument("--allow-partial", action="store_true",
+                     help="run even when the checkpoint was not restored completely (partial, failed, or matched "
+                          "nothing); every output is then marked")
     det.add_argument("--json", action="store_true", help="print one JSON object")
     det.add_argument("--out", help="write annotated images into this folder")
     det.add_argument("--coco-results", metavar="FILE", help="write detections in the COCO results format")
@@ -293,8 +484,8 @@ def build_parser() -> argparse.ArgumentParser:
     res.add_argument("--factory", help="FILE.py:FUNCTION or package.module:FUNCTION that builds the model")
     res.add_argument("--ckpt", help="which ckpt-N of a folder (the latest by default)")
     res.add_argument("--tags", help="the template SavedModel's tag set, comma-separated (serve by default)")
-    res.add_argument("--unsafe-keras", action="store_true",
-                     help="load a Keras file with safe_mode off (lets its Python lambdas run)")
+    res.add_argument("--unsafe-keras", action="store_true", help=UNSAFE_KERAS_HELP)
+    res.add_argument("--trust-model", action="store_true", help=TRUST_MODEL_HELP)
     res.add_argument("--json", action="store_true", help="print one JSON object")
     res.set_defaults(func=cmd_restore)
 
@@ -312,6 +503,19 @@ def build_parser() -> argparse.ArgumentParser:
     mo.add_argument("--class-offset", type=int, default=0, help="added to the model's class values")
     mo.add_argument("--clear", action="store_true", help="forget the saved mapping")
     mo.set_defaults(func=cmd_map_outputs)
+
+    from .evaluate import add_parser as add_eval_parser   # detscope eval MODEL IMAGES --gt ...
+    add_eval_parser(sub)
+
+    dif = sub.add_parser("diff", help="which weights changed between two checkpoints, without TensorFlow")
+    dif.add_argument("a", metavar="CKPT_A", help="a ckpt-N prefix or .index, a checkpoint folder (its latest) or "
+                                                 "a SavedModel (its variables)")
+    dif.add_argument("b", metavar="CKPT_B")
+    dif.add_argument("--all", action="store_true", help="compare optimizer slots and optimizer state too")
+    dif.add_argument("--depth", type=int, default=3, help="subtree levels to print (text output)")
+    dif.add_argument("--top", type=int, default=20, help="most changed variables to print (text output)")
+    dif.add_argument("--json", action="store_true", help="print one JSON object")
+    dif.set_defaults(func=cmd_diff)
 
     gui = sub.add_parser("gui", help="open the window (same as detscope-gui)", add_help=False)
     gui.add_argument("rest", nargs=argparse.REMAINDER, help="[MODEL] [IMAGE_OR_FOLDER...]")
@@ -336,6 +540,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("error: interrupted\n")
         return 130
+    except (MemoryError, RecursionError) as exc:  # what the readers' limits did not foresee: still one line
+        where = getattr(args, "path", None) or getattr(args, "model", None) or ""
+        cause = "not enough memory" if isinstance(exc, MemoryError) else "nested too deeply"
+        sys.stderr.write(f"error: {where}: {cause} to read it\n")
+        return EXIT_USAGE
     except Exception as exc:  # the last line of defence: a user never sees a traceback
         if os.environ.get("DETSCOPE_DEBUG"):
             raise

@@ -35,3 +35,17 @@ def draw_detections(image: np.ndarray, dets: Detections, labels: bool = True) ->
             cv2.putText(out, text, (x0 + 1, ty - base + 1), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1,
                         cv2.LINE_AA)
     return out
+
+
+def draw_banner(image: np.ndarray, text: str) -> np.ndarray:
+    """A copy of an RGB image with ``text`` on a red band across its top (marks what must not pass for
+    the checkpoint's own detections, such as those of a partial restore)."""
+    import cv2
+
+    out = np.ascontiguousarray(image.copy())
+    scale = max(0.35, min(out.shape[:2]) / 900)
+    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    band = min(out.shape[0], th + base + 6)
+    out[:band] = (200, 30, 30)
+    cv2.putText(out, text, (3, band - base - 2), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
+    return out

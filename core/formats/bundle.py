@@ -36,7 +36,9 @@ from typing import TYPE_CHECKING, Iterator
 import google_crc32c
 
 from . import dtypes, protos
+from ..base import files
 from ..base.errors import UserError
+from ..base.text import fmt_bytes
 
 if TYPE_CHECKING:  # NumPy is imported where values are read, so listing a bundle never loads it
     import numpy as np
@@ -65,11 +67,13 @@ TABLE_MAGIC = 0xDB4775248B80FB57
 FOOTER_SIZE = 48
 BLOCK_TRAILER_SIZE = 5
 HEADER_KEY = ""
+MAX_SHARDS = 100_000  # TensorFlow numbers shards with five digits; real checkpoints have one to a few hundred
 OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
 LFS_SIGNATURE = b"version https://git-lfs.github.com/spec/v1"
 
 _CRC_MASK_DELTA = 0xA282EAD8
 _CRC_PIECE = 1 << 22  # bytes handed to google_crc32c at a time
+_READ_PIECE = 1 << 24  # bytes read from a shard at a time
 _DATA_SUFFIX = re.compile(r"\.data-\d{5}-of-\d{5}$")
 
 
@@ -531,14 +535,9 @@ def read_table_file(path) -> bytes:
     """The bytes of a sorted-table file, checked to be one: exists, not an LFS pointer, footer and magic."""
     path = Path(path)
     name = path.name
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError as exc:
-        raise BundleError(f"{name} does not exist", path) from exc
-    except IsADirectoryError as exc:
-        raise BundleError(f"{name} is a folder, not a checkpoint index", path) from exc
-    except OSError as exc:
-        raise BundleError(f"{name} cannot be read: {exc.strerror or exc}", path) from exc
+    # a regular file of at most files.INDEX_LIMIT bytes: a FIFO, /dev/zero or a 3 GB sparse file is one line
+    data = files.read_bytes(path, what="checkpoint index", limit=files.INDEX_LIMIT, name=name,
+                            error=lambda message: BundleError(message, path))
     if _is_lfs_pointer(data[:200]):
         raise BundleError(f"{name} is a Git LFS pointer, not the file; run `git lfs pull`", path)
     if len(data) < FOOTER_SIZE:
@@ -574,7 +573,7 @@ def table_items(path) -> list[tuple[bytes, bytes]]:
         return [(key, block[start:end])
                 for block in _data_blocks(data, path.name, path)
                 for key, start, end in _block_items(block)]
-    except (_Corrupt, IndexError, ValueError) as exc:
+    except (_Corrupt, IndexError, ValueError, OverflowError, MemoryError) as exc:
         raise BundleError(f"{path.name} is truncated or corrupt ({exc})", path) from exc
 
 
@@ -623,7 +622,7 @@ class Bundle:
             self._parse_table(data, name, self.index_path)
         except _Corrupt as exc:
             raise BundleError(f"{name} is corrupt: {exc}", self.index_path) from exc
-        except (IndexError, ValueError, UnicodeDecodeError) as exc:
+        except (IndexError, ValueError, UnicodeDecodeError, OverflowError, MemoryError) as exc:
             raise BundleError(f"{name} is truncated or corrupt ({type(exc).__name__}: {exc})",
                               self.index_path) from exc
 
@@ -663,6 +662,9 @@ class Bundle:
         self.version = header.version
         if self.num_shards < 1:
             raise BundleError(f"{name} declares {self.num_shards} data shards", path)
+        if self.num_shards > MAX_SHARDS:  # whoever lists or checks the shards would loop for hours
+            raise BundleError(f"{name} is corrupt: it declares {self.num_shards} data shards, more than any "
+                              "real checkpoint", path)
         if self.endianness not in (LITTLE, BIG):
             raise BundleError(f"{name} declares an unknown byte order ({self.endianness})", path)
 
@@ -704,31 +706,50 @@ class Bundle:
                               f"of {self.num_shards}", self.index_path)
         path = self.shard_path(entry.shard_id)
         try:
-            length = path.stat().st_size
+            st = path.stat()
         except FileNotFoundError as exc:
             raise MissingShardError(f"{path.name} is missing; names and shapes are still browsable", path) from exc
         except OSError as exc:
             raise BundleError(f"{path.name} cannot be read: {exc.strerror or exc}", path) from exc
+        kind = files.kind_of(st.st_mode)
+        if kind is not None:  # a FIFO or a device would never end a read
+            raise BundleError(f"{path.name} is {kind}, not a checkpoint data shard", path)
+        length = st.st_size
+        if any(d < 0 for d in entry.shape):
+            raise BundleError(f"{self.index_path.name} is corrupt: {what} has shape {list(entry.shape)}",
+                              self.index_path)
         if entry.offset < 0 or entry.size < 0:
             raise BundleError(f"{self.index_path.name} is corrupt: {what} has a negative byte range",
                               self.index_path)
         if length < entry.offset + entry.size:
             if length < 1024:
-                with open(path, "rb") as f:
-                    if _is_lfs_pointer(f.read(len(LFS_SIGNATURE))):
-                        raise BundleError(f"{path.name} is a Git LFS pointer, not the file; run `git lfs pull`",
-                                          path)
+                if _is_lfs_pointer(files.head(path, len(LFS_SIGNATURE)) or b""):
+                    raise BundleError(f"{path.name} is a Git LFS pointer, not the file; run `git lfs pull`",
+                                      path)
             raise BundleError(f"{path.name} is truncated: {what} needs bytes {entry.offset}..."
                               f"{entry.offset + entry.size} but the file has {length}", path)
         return path
 
     def _read_bytes(self, entry: Entry, what: str) -> tuple[bytearray, Path]:
         path = self._check_shard(entry, what)
-        buf = bytearray(entry.size)
+
+        def error(message):
+            return BundleError(message, path)
+        files.check_memory(entry.size, f"{what} in {path.name}", error)
         try:
-            with open(path, "rb") as f:
+            buf = bytearray(entry.size)
+        except MemoryError:
+            raise error(f"{what} in {path.name} ({fmt_bytes(entry.size)}) does not fit in memory") from None
+        view = memoryview(buf)
+        got = 0
+        try:
+            with files.open_regular(path, what="checkpoint data shard", name=path.name, error=error) as f:
                 f.seek(entry.offset)
-                got = f.readinto(buf)
+                while got < entry.size:  # in bounded pieces: one huge read can fail or stall on some systems
+                    n = f.readinto(view[got:got + _READ_PIECE])
+                    if not n:
+                        break
+                    got += n
         except OSError as exc:
             raise BundleError(f"{path.name} cannot be read: {exc.strerror or exc}", path) from exc
         if got != entry.size:
@@ -753,10 +774,13 @@ class Bundle:
 
         dt = self._numpy_dtype(entry, what)
         count = entry.num_elements
-        if count < 0:
+        if count < 0 or any(d < 0 for d in entry.shape):
             raise BundleError(f"{self.index_path.name} is corrupt: {what} has shape {list(entry.shape)}",
                               self.index_path)
         if dt == np.dtype(object):
+            if count and count + 4 > entry.size:  # each string takes a byte of length at least, then a CRC
+                raise BundleError(f"{self.index_path.name} is corrupt: {what} claims {count} strings in "
+                                  f"{entry.size} bytes", self.index_path)
             return self._read_strings(entry, what, count)
         if entry.size != count * dt.itemsize:
             raise BundleError(f"{self.index_path.name} is corrupt: {what} is {entry.size} bytes but "
@@ -825,7 +849,17 @@ class Bundle:
 
         key = entry.key
         dt = self._numpy_dtype(entry, key).newbyteorder("=")
-        full = np.zeros(entry.shape, dtype=dt) if dt != np.dtype(object) else np.empty(entry.shape, dtype=object)
+        if any(d < 0 for d in entry.shape):
+            raise BundleError(f"{self.index_path.name} is corrupt: {key} has shape {list(entry.shape)}",
+                              self.index_path)
+        nbytes = entry.num_elements * dt.itemsize
+        files.check_memory(nbytes, f"{key} in {self.index_path.name}",
+                           lambda message: BundleError(message, self.index_path))
+        try:
+            full = np.zeros(entry.shape, dtype=dt) if dt != np.dtype(object) else np.empty(entry.shape, dtype=object)
+        except (MemoryError, ValueError) as exc:
+            raise BundleError(f"{self.index_path.name}: {key} of shape {list(entry.shape)} cannot be held in "
+                              f"memory ({fmt_bytes(nbytes)})", self.index_path) from exc
         covered = 0
         for extents in entry.slices:
             if len(extents) != len(entry.shape):
@@ -871,9 +905,10 @@ class Bundle:
     def iter_chunks(self, key: str, chunk_elements: int = 1 << 22) -> Iterator[np.ndarray]:
         """The tensor's values, flattened, in chunks of at most ``chunk_elements``.
 
-        Numeric values come from a read-only ``np.memmap`` of the shard, one chunk at a
-        time; the CRC is accumulated on the way and a mismatch raises ChecksumError after
-        the last chunk. Strings and partitioned tensors are read whole, then chunked.
+        Numeric values are read from the shard one chunk at a time (memory and address space
+        stay bounded whatever size the entry claims); the CRC is accumulated on the way and a
+        mismatch raises ChecksumError after the last chunk. Strings and partitioned tensors
+        are read whole, then chunked.
         """
         import numpy as np
 
@@ -887,24 +922,33 @@ class Bundle:
                 yield flat[start:start + chunk_elements]
             return
         count = entry.num_elements
+        if count < 0 or any(d < 0 for d in entry.shape):
+            raise BundleError(f"{self.index_path.name} is corrupt: {key} has shape {list(entry.shape)}",
+                              self.index_path)
         if entry.size != count * dt.itemsize:
             raise BundleError(f"{self.index_path.name} is corrupt: {key} is {entry.size} bytes but "
                               f"{count} x {dt.name} needs {count * dt.itemsize}", self.index_path)
         if count == 0:
             return
         path = self._check_shard(entry, key)
-        values = np.memmap(path, dtype=dt, mode="r", offset=entry.offset, shape=(count,))
         crc = 0
-        try:
-            for start in range(0, count, chunk_elements):
-                raw = values[start:start + chunk_elements].tobytes()
-                crc = google_crc32c.extend(crc, raw)
-                chunk = np.frombuffer(raw, dtype=dt)
-                if dt.byteorder == ">":
-                    chunk = chunk.byteswap().view(dt.newbyteorder("="))
-                yield chunk
-        finally:
-            del values
+        with files.open_regular(path, what="checkpoint data shard", name=path.name,
+                                error=lambda message: BundleError(message, path)) as f:
+            try:
+                f.seek(entry.offset)
+                for start in range(0, count, chunk_elements):
+                    want = min(chunk_elements, count - start) * dt.itemsize
+                    raw = f.read(want)
+                    if len(raw) != want:
+                        raise BundleError(f"{path.name} is truncated: {key} ends before byte "
+                                          f"{entry.offset + entry.size}", path)
+                    crc = google_crc32c.extend(crc, raw)
+                    chunk = np.frombuffer(raw, dtype=dt)
+                    if dt.byteorder == ">":
+                        chunk = chunk.byteswap().view(dt.newbyteorder("="))
+                    yield chunk
+            except OSError as exc:
+                raise BundleError(f"{path.name} cannot be read: {exc.strerror or exc}", path) from exc
         self._verify(entry, crc, path, key)
 
     # -- conveniences ------------------------------------------------------------------------

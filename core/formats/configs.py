@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from ..base.errors import read_text
+from ..base.files import read_text
 from ..base.findings import INFO, WARNING, Finding
 from .textproto import TextFormatError, as_list, get_path, parse_text_proto  # noqa: F401  (as_list, get_path: part of this API)
 
@@ -284,6 +284,51 @@ def pipeline_config_from_text(text: str, path: str | Path | None = None) -> Pipe
 
 # --- Model Garden params.yaml -----------------------------------------------------------------
 
+# How many values a params.yaml may stand for once its aliases are expanded (real ones: about a thousand).
+# Aliases let a few lines stand for billions of values ("billion laughs"); whatever walks them would hang.
+YAML_MAX_VALUES = 1_000_000
+
+
+def _safe_yaml(yaml, text: str, name: str):
+    """``yaml.safe_load``, refusing a document whose aliases expand to more than YAML_MAX_VALUES values."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        if _expanded_values(yaml, node) > YAML_MAX_VALUES:
+            raise ConfigError(f"{name}: its aliases expand to more than {YAML_MAX_VALUES:,} values; "
+                              "not a real params.yaml")
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _expanded_values(yaml, root) -> int:
+    """How many nodes a YAML node graph stands for with every alias expanded (no recursion; cycles once)."""
+    sizes: dict[int, int] = {}
+    busy: set[int] = set()
+    stack = [(root, False)]
+    while stack:
+        node, ready = stack.pop()
+        key = id(node)
+        if key in sizes:
+            continue
+        if isinstance(node, yaml.SequenceNode):
+            kids = node.value
+        elif isinstance(node, yaml.MappingNode):
+            kids = [k for pair in node.value for k in pair]
+        else:
+            kids = []
+        if ready:
+            busy.discard(key)
+            sizes[key] = min(1 + sum(sizes.get(id(k), 1) for k in kids), YAML_MAX_VALUES + 1)
+        elif key not in busy:
+            busy.add(key)
+            stack.append((node, True))
+            stack.extend((k, False) for k in kids if id(k) not in sizes and id(k) not in busy)
+    return sizes[id(root)]
+
 @dataclass
 class ModelGardenParams:
     """The parts of a TF Model Garden ``params.yaml`` (``task.model`` and friends) a tester needs.
@@ -361,7 +406,11 @@ def params_yaml_from_text(text: str, path: str | Path | None = None) -> ModelGar
     path = Path(path) if path is not None else None
     name = str(path) if path else "params.yaml"
     try:
-        raw = yaml.safe_load(text)
+        raw = _safe_yaml(yaml, text, name)
+    except RecursionError:
+        raise ConfigError(f"{name}: nested too deeply to be a params.yaml") from None
+    except (ValueError, OverflowError, TypeError) as exc:  # a timestamp such as 2020-13-45, and the like
+        raise ConfigError(f"{name}: invalid YAML ({' '.join(str(exc).split())})") from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""

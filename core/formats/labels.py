@@ -23,7 +23,9 @@ from google.protobuf import text_format
 
 from . import protos
 from .textproto import TextFormatError, describe_parse_error, parse_text_proto
-from ..base.errors import UserError, read_text
+from ..base import files
+from ..base.errors import UserError
+from ..base.files import read_text
 from ..base.findings import ERROR, INFO, WARNING, Finding
 from .protos import field, message
 
@@ -149,7 +151,9 @@ def label_map_from_names(names: Iterable[str], source: Path | None = None) -> La
 
 
 def _read_text(path: Path) -> str:
-    return read_text(path, LabelMapError, "label map")
+    # COCO annotations used as a label map can be hundreds of MB; a text label map is KB
+    limit = files.ANNOTATIONS_LIMIT if path.suffix.lower() == ".json" else files.LABEL_MAP_LIMIT
+    return read_text(path, LabelMapError, "label map", limit=limit)
 
 
 def _starts_with_item(text: str) -> bool:
@@ -183,6 +187,8 @@ def _from_pbtxt(text: str, path: Path) -> LabelMap:
     lines = text.split("\n")
     try:
         text_format.Parse(text, msg, allow_unknown_field=True)
+    except RecursionError:  # unknown fields nested thousands deep
+        raise LabelMapError(f"{path}: nested too deeply to be a label map") from None
     except text_format.ParseError as err:
         cause = describe_parse_error(err, lines).replace(f"{protos.PACKAGE}.", "")
         hint = next((h for key, h in _PBTXT_HINTS if key in str(err)), None)
@@ -230,6 +236,10 @@ def _from_json(text: str, path: Path) -> LabelMap:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise LabelMapError(f"{path}: line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+    except RecursionError:
+        raise LabelMapError(f"{path}: nested too deeply to be a label map") from None
+    except ValueError as exc:  # a number of more than 4,300 digits, say
+        raise LabelMapError(f"{path}: not a readable JSON label map ({exc})") from None
     findings: list[Finding] = []
     if isinstance(data, dict) and "categories" in data:
         cats = data["categories"]
@@ -266,7 +276,10 @@ def _as_int(v: Any) -> int | None:
     if isinstance(v, str):
         s = v.strip()
         body = s[1:] if s[:1] == "-" else s
-        return int(s) if body.isdigit() else None
+        try:
+            return int(s) if body.isdigit() else None
+        except ValueError:  # digits int() does not take ("²"), or more of them than it takes
+            return None
     return None
 
 
@@ -284,7 +297,10 @@ def _split_id(line: str) -> tuple[int, str] | None:
     if name[:1] in (":", ",", "="):
         name = name[1:]
     name = _unquote(name.strip())
-    return (int(line[:digits]), name) if name else None
+    try:
+        return (int(line[:digits]), name) if name else None
+    except ValueError:  # digits int() does not take ("²"), or more of them than it takes
+        return None
 
 
 def _unquote(s: str) -> str:
@@ -351,6 +367,17 @@ def _numbers(ids: list[int], limit: int = 10) -> str:
     return shown + (f", … ({len(ids)} in all)" if len(ids) > limit else "")
 
 
+def _first_gaps(positive: list[int], limit: int) -> list[int]:
+    """The first ``limit`` ids missing between the smallest and the largest of sorted ``positive``."""
+    out: list[int] = []
+    for a, b in zip(positive, positive[1:]):
+        for i in range(a + 1, min(b, a + 1 + limit - len(out))):
+            out.append(i)
+        if len(out) >= limit:
+            break
+    return out
+
+
 def _finish(entries: list[_Entry], source: Path | None, findings: list[Finding]) -> LabelMap:
     file = str(source) if source else None
     kept: list[_Entry] = []
@@ -399,12 +426,16 @@ def _finish(entries: list[_Entry], source: Path | None, findings: list[Finding])
     positive = sorted(i.id for i in items if i.id > 0)
     if positive:
         lo, hi = positive[0], positive[-1]
-        missing = sorted(set(range(lo, hi + 1)) - set(positive))
+        # counted, not listed: ids 1 and 10**12 leave a trillion gaps
+        gaps = hi - lo + 1 - len(positive)
+        missing = _first_gaps(positive, 10)
         notes = []
         if missing:
-            gap = "gap" if len(missing) == 1 else "gaps"
-            coco = " (COCO style)" if lo == 1 and hi == 90 and set(missing) == _COCO_MISSING else ""
-            notes.append(f"{len(missing)} {gap}{coco}: missing {_numbers(missing)}")
+            gap = "gap" if gaps == 1 else "gaps"
+            coco = " (COCO style)" if lo == 1 and hi == 90 and set(_first_gaps(positive, 90)) == _COCO_MISSING \
+                else ""
+            shown = _numbers(missing) + (f", … ({gaps} in all)" if gaps > len(missing) else "")
+            notes.append(f"{gaps} {gap}{coco}: missing {shown}")
         if lo > 1:
             notes.append(f"they start at {lo}, not 1")
         if notes:

@@ -22,7 +22,6 @@ from the key names alone.
 
 from __future__ import annotations
 
-import gc
 import re
 from collections import deque
 from contextlib import contextmanager
@@ -32,9 +31,18 @@ from typing import Iterable, Iterator
 from google.protobuf.message import DecodeError
 
 from . import protos
+from ..base import collector
 from ..base.errors import UserError
+from ..base.text import natural_key
 
 OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
+
+# Bounds no real checkpoint comes near, so that a crafted one can neither exhaust memory nor the stack
+# of whatever walks the tree: objects nest under 20 levels in real models (protobuf's own decoder allows
+# 100 levels of nesting); a detection model's graph is about 1 MB with a few thousand objects.
+MAX_DEPTH = 100
+MAX_OBJECTS = 500_000
+OBJECT_GRAPH_LIMIT = 128 << 20  # bytes
 ATTRIBUTES = ".ATTRIBUTES"
 OPTIMIZER_SLOT = ".OPTIMIZER_SLOT"
 VARIABLE_VALUE = "VARIABLE_VALUE"
@@ -313,6 +321,7 @@ def traverse(edges: list[list[tuple[str, int]]], root: int = 0, blocked: set[int
     if n == 0:
         return Traversal(parent, name, path, tree, extra)
     path[root] = ""
+    depth = [0] * n
     queue = deque([root])
     while queue:
         here = queue.popleft()
@@ -321,6 +330,10 @@ def traverse(edges: list[list[tuple[str, int]]], root: int = 0, blocked: set[int
         base = path[here]
         for local, child in edges[here]:
             if path[child] is None:
+                depth[child] = depth[here] + 1
+                if depth[child] > MAX_DEPTH:
+                    raise ObjectGraphError(f"objects nest more than {MAX_DEPTH} levels deep (node {child}); "
+                                           "no real model does")
                 path[child] = join(base, local)
                 parent[child] = here
                 name[child] = local
@@ -339,13 +352,8 @@ def no_gc_pauses():
     letting them fire while a tree of thousands of nodes is built made parsing
     several times slower. Collection resumes (if it was on) afterwards.
     """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with collector.paused():
         yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 # --- decoding --------------------------------------------------------------------------------
@@ -365,7 +373,35 @@ def parse_object_graph(data: bytes) -> ObjectGraph:
         return _parse_object_graph(data)
 
 
+def _count_objects(data: bytes, limit: int) -> int:
+    """How many nodes the serialized graph holds, counted up to ``limit`` + 1 without decoding them.
+
+    The decoder spends some 70 bytes on every node, so a crafted graph of two-byte empty nodes would
+    turn 32 MB into a gigabyte; counting first (a cheap walk over the top-level fields) refuses it.
+    """
+    count = pos = 0
+    end = len(data)
+    while pos < end and count <= limit:
+        if data[pos] != 0x0A:  # not a node (field 1, length-delimited): the decoder says what it is
+            break
+        size, shift, pos = 0, 0, pos + 1
+        while pos < end:
+            b = data[pos]
+            pos += 1
+            size |= (b & 0x7F) << shift
+            if b < 0x80 or shift > 63:
+                break
+            shift += 7
+        pos += size
+        count += 1
+    return count
+
+
 def _parse_object_graph(data: bytes) -> ObjectGraph:
+    if len(data) > OBJECT_GRAPH_LIMIT:
+        raise ObjectGraphError(f"it is {len(data)} bytes, more than any real object graph")
+    if _count_objects(data, MAX_OBJECTS) > MAX_OBJECTS:
+        raise ObjectGraphError(f"it has more than {MAX_OBJECTS} objects, more than any real model")
     proto = decode(data)
     count = len(proto.nodes)
     if count == 0:
@@ -590,7 +626,7 @@ def graph_from_keys(keys: Iterable[str]) -> ObjectGraph:
 
 
 def _graph_from_keys(keys: Iterable[str]) -> ObjectGraph:
-    keys = sorted(set(keys))
+    keys = sorted(set(keys), key=natural_key)  # layer-1, layer-4, layer-10: numbers in names by value
     root = ObjectNode(node_id=0, name="", path="")
     nodes = [root]
     by_path: dict[str, ObjectNode] = {"": root}
@@ -600,12 +636,20 @@ def _graph_from_keys(keys: Iterable[str]) -> ObjectGraph:
         node = by_path.get(path)
         if node is not None:
             return node
-        parent_path, _, part = path.rpartition("/")
-        parent = ensure(parent_path, tf2)
-        node = ObjectNode(node_id=len(nodes), name=unescape(part) if tf2 else part, path=path, parent=parent)
-        nodes.append(node)
-        parent.children.append(node)
-        by_path[path] = node
+        parts = path.split("/")
+        if len(parts) > MAX_DEPTH:  # a crafted key thousands of parts deep: the rest stays one name
+            parts = parts[:MAX_DEPTH - 1] + ["/".join(parts[MAX_DEPTH - 1:])]
+        parent, here = root, ""
+        for i, part in enumerate(parts):
+            here = part if i == 0 else f"{here}/{part}"
+            node = by_path.get(here)
+            if node is None:
+                node = ObjectNode(node_id=len(nodes), name=unescape(part) if tf2 else part, path=here,
+                                  parent=parent)
+                nodes.append(node)
+                parent.children.append(node)
+                by_path[here] = node
+            parent = node
         return node
 
     key_set = set(keys)
@@ -726,6 +770,11 @@ def graph_from_bundle(bundle) -> ObjectGraph:
     """
     from .bundle import BundleError  # the bundle reader is optional for the rest of this module
 
+    entry = bundle.entries.get(OBJECT_GRAPH_KEY)
+    if entry is not None and entry.size > OBJECT_GRAPH_LIMIT:  # not read at all
+        graph = graph_from_keys(bundle.entries)
+        graph.unreadable = f"it claims {entry.size} bytes, more than any real object graph"
+        return graph
     try:
         data = object_graph_bytes(bundle)
     except BundleError:

@@ -22,6 +22,10 @@ from google.protobuf.message import DecodeError
 
 from . import dtypes, protos
 from . import objectgraph as og
+from ..base import files
+from ..base.errors import LoadRefused
+from ..base.findings import WARNING, Finding
+from .graph_effects import Effect, scan_meta_graph, summary, would_run
 
 SAVED_MODEL_PB = "saved_model.pb"
 SAVED_MODEL_PBTXT = "saved_model.pbtxt"
@@ -30,6 +34,7 @@ SERVE = "serve"
 # TensorFlow's own entries in signature_def (``__saved_model_init_op``), not callable signatures.
 INTERNAL_SIGNATURE_PREFIX = "__saved_model_"
 LFS_POINTER = b"version https://git-lfs.github.com/spec/"
+TRUST_MODEL_FLAG = "--trust-model"
 
 _f = protos.field
 _m = protos.message
@@ -305,6 +310,8 @@ class MetaGraph:
     has_saver: bool = False
     asset_files: list[str] = field(default_factory=list)
     init_op: str | None = None
+    # Ops that reach outside the model (files, Python, network, other processes): see :mod:`.graph_effects`.
+    effects: list[Effect] = field(default_factory=list)
 
     def signature(self, name: str = "serving_default") -> Signature | None:
         return next((s for s in self.signatures if s.name == name), None)
@@ -334,6 +341,30 @@ class SavedModelInfo:
                 return mg
         have = "; ".join(",".join(mg.tags) or "(none)" for mg in self.meta_graphs)
         raise SavedModelError(f"{self.path}: no meta graph tagged {','.join(sorted(wanted))} (tags present: {have})")
+
+    @property
+    def effects(self) -> list[Effect]:
+        """The ops of every meta graph that reach outside the model (files, Python, network ...)."""
+        return [e for mg in self.meta_graphs for e in mg.effects]
+
+    @property
+    def findings(self) -> list[Finding]:
+        effects = self.effects
+        if not effects:
+            return []
+        return [Finding(WARNING, f"the graph reaches outside the model: {summary(effects)}; detect and restore "
+                                 f"refuse to load it without {TRUST_MODEL_FLAG} (the window asks first)", self.path)]
+
+    def refusal(self) -> LoadRefused | None:
+        """The error that refuses to load this SavedModel unasked, when its graph reaches outside the model."""
+        effects = self.effects
+        if not effects:
+            return None
+        return LoadRefused(f"{self.path}: refusing to load it: its graph reaches outside the model: "
+                           f"{summary(effects)}; pass {TRUST_MODEL_FLAG} to load it anyway, only if you "
+                           "trust where it came from",
+                           file=self.path, would_run=would_run(effects), options={"trust_model": True},
+                           flag=TRUST_MODEL_FLAG)
 
 
 # --- conversion ------------------------------------------------------------------------------
@@ -386,7 +417,10 @@ def _object_tree(graph) -> SavedObjectTree | None:
                 raise SavedModelError(f"object {i} names child {ref.local_name!r} as node {ref.node_id} of {count}")
             row.append((ref.local_name, ref.node_id))
         edges.append(row)
-    walk = og.traverse(edges)
+    try:
+        walk = og.traverse(edges)
+    except og.ObjectGraphError as exc:  # nested deeper than any real model
+        raise SavedModelError(f"the object graph: {exc}") from None
     nodes = []
     for i, obj in enumerate(graph.nodes):
         kind = next((k for k in _KINDS if obj.HasField(k)), "")
@@ -443,6 +477,7 @@ def _meta_graph(meta) -> MetaGraph:
         has_saver=meta.HasField("saver_def"),
         asset_files=[a.filename for a in meta.asset_file_def],
         init_op=_init_op(meta),
+        effects=scan_meta_graph(meta, tree),
     )
 
 
@@ -486,7 +521,66 @@ def _parse_text(text: str, where: str):
                           allow_unknown_extension=True)
     except text_format.ParseError as exc:
         raise SavedModelError(f"{where}: not a SavedModel in text format ({exc})") from exc
+    except RecursionError:
+        raise SavedModelError(f"{where}: nested too deeply to be a SavedModel") from None
     return proto
+
+
+def _top_level_fields(data: bytes) -> list[tuple[int, int]] | None:
+    """``(field number, wire type)`` of each top-level field of a serialized message; None when the bytes do
+    not even walk as one (truncated, or not protobuf: protobuf's own decoder then says why)."""
+    out = []
+    pos, end = 0, len(data)
+    view = memoryview(data)
+
+    def varint(p: int) -> tuple[int, int]:
+        value = shift = 0
+        while True:
+            if p >= end or shift > 63:
+                raise ValueError
+            b = view[p]
+            value |= (b & 0x7F) << shift
+            p += 1
+            if not b & 0x80:
+                return value, p
+            shift += 7
+    try:
+        while pos < end:
+            tag, pos = varint(pos)
+            number, wire = tag >> 3, tag & 7
+            if wire == 0:
+                _, pos = varint(pos)
+            elif wire == 1:
+                pos += 8
+            elif wire == 2:
+                size, pos = varint(pos)
+                pos += size
+            elif wire == 5:
+                pos += 4
+            else:
+                return None
+            if pos > end or number == 0:
+                return None
+            out.append((number, wire))
+    except ValueError:
+        return None
+    return out
+
+
+def _other_message(data: bytes) -> str | None:
+    """What a ``saved_model.pb`` holds when it is plainly another TensorFlow message, in words; None for what
+    may be a SavedModel (whose top level is only ``saved_model_schema_version`` = 1, a varint, and
+    ``meta_graphs`` = 2). Protobuf decodes a GraphDef or MetaGraphDef as a SavedModel without complaint,
+    mistaking their fields for unknown ones, so the wire types decide."""
+    fields = _top_level_fields(data)
+    if not fields or all((n, w) in ((1, 0), (2, 2)) for n, w in fields):
+        return None
+    numbers = {n for n, w in fields if w == 2}
+    if numbers & {3, 5, 6, 7} or (1 in numbers and sum(1 for n, w in fields if n == 1) == 1 and 2 in numbers):
+        return "a MetaGraphDef (a .meta file or one graph of a SavedModel, renamed?)"
+    if 1 in numbers:
+        return "a GraphDef (a frozen graph such as frozen_inference_graph.pb, renamed?)"
+    return None
 
 
 def parse_saved_model(data: bytes, where: str = SAVED_MODEL_PB):
@@ -495,10 +589,15 @@ def parse_saved_model(data: bytes, where: str = SAVED_MODEL_PB):
         raise SavedModelError(f"{where}: is a Git LFS pointer, not the model; run `git lfs pull` in its repository")
     if not data:
         raise SavedModelError(f"{where}: the file is empty")
+    other = _other_message(data)
+    if other:
+        raise SavedModelError(f"{where}: is {other}, not a SavedModel; TensorFlow cannot load it as one")
     try:
         proto = SavedModelProto.FromString(data)
     except DecodeError as exc:
         raise SavedModelError(f"{where}: truncated or not a SavedModel ({exc})") from exc
+    except MemoryError:
+        raise SavedModelError(f"{where}: decoding its {len(data)} bytes ran out of memory") from None
     if not proto.meta_graphs:
         raise SavedModelError(f"{where}: not a SavedModel (no meta graph in {len(data)} bytes)")
     return proto
@@ -521,10 +620,7 @@ def _locate(path) -> tuple[Path, Path]:
 def read_saved_model(path) -> SavedModelInfo:
     """Read a SavedModel: ``path`` is its folder, its ``saved_model.pb`` or ``saved_model.pbtxt``."""
     pb, folder = _locate(path)
-    try:
-        data = pb.read_bytes()
-    except OSError as exc:
-        raise SavedModelError(f"{pb}: cannot be read ({exc.strerror or exc})") from exc
+    data = files.read_bytes(pb, what="SavedModel graph", limit=files.SAVED_MODEL_LIMIT, error=SavedModelError)
     if pb.suffix == ".pbtxt":
         if data.startswith(LFS_POINTER):
             raise SavedModelError(f"{pb}: is a Git LFS pointer, not the model; run `git lfs pull` in its repository")

@@ -15,6 +15,11 @@ from google.protobuf import text_format
 from ..base.errors import UserError
 
 
+# How deeply messages may nest. Real configs nest under ten levels (protobuf's own binary decoder
+# allows 100); deeper text is an attack or garbage, and Python's stack would not hold it.
+MAX_DEPTH = 100
+
+
 class TextFormatError(UserError):
     """Text that is not protobuf text format: one line with the line and column of the fault."""
 
@@ -61,13 +66,15 @@ def parse_text_proto(text: str, *, source: str | None = None) -> dict:
     lines = text.split("\n")
     try:
         tok = text_format.Tokenizer(lines)
-        return _message_body(tok, None)
+        return _message_body(tok, None, 0)
     except text_format.ParseError as err:
         where = describe_parse_error(err, lines)
         raise TextFormatError(f"{source}: {where}" if source else where) from None
 
 
-def _message_body(tok: text_format.Tokenizer, end: str | None) -> dict:
+def _message_body(tok: text_format.Tokenizer, end: str | None, depth: int) -> dict:
+    if depth > MAX_DEPTH:
+        raise tok.ParseError(f"messages nest more than {MAX_DEPTH} levels deep")
     out: dict = {}
     while True:
         if end is None and tok.AtEnd():
@@ -82,15 +89,15 @@ def _message_body(tok: text_format.Tokenizer, end: str | None) -> dict:
         name = _field_name(tok)
         if tok.TryConsume(":"):
             if tok.LookingAt("{") or tok.LookingAt("<"):
-                value, many = _block(tok), False
+                value, many = _block(tok, depth), False
             elif tok.LookingAt("["):
-                value, many = _list(tok), True
+                value, many = _list(tok, depth), True
             else:
                 value, many = _scalar(tok), False
         elif tok.LookingAt("{") or tok.LookingAt("<"):
-            value, many = _block(tok), False
+            value, many = _block(tok, depth), False
         elif tok.LookingAt("["):
-            value, many = _list(tok), True
+            value, many = _list(tok, depth), True
         else:
             found = tok.token or "the end of the text"
             raise tok.ParseError(f'expected ":" or "{{" after "{name}" but found {found}')
@@ -116,21 +123,21 @@ def _field_name(tok: text_format.Tokenizer) -> str:
         raise tok.ParseError(f'expected a field name but found "{tok.token}"') from None
 
 
-def _block(tok: text_format.Tokenizer) -> dict:
+def _block(tok: text_format.Tokenizer, depth: int) -> dict:
     if tok.TryConsume("<"):
-        return _message_body(tok, ">")
+        return _message_body(tok, ">", depth + 1)
     tok.Consume("{")
-    return _message_body(tok, "}")
+    return _message_body(tok, "}", depth + 1)
 
 
-def _list(tok: text_format.Tokenizer) -> list:
+def _list(tok: text_format.Tokenizer, depth: int) -> list:
     tok.Consume("[")
     items: list = []
     if tok.TryConsume("]"):
         return items
     while True:
         if tok.LookingAt("{") or tok.LookingAt("<"):
-            items.append(_block(tok))
+            items.append(_block(tok, depth))
         else:
             items.append(_scalar(tok))
         if tok.TryConsume("]"):

@@ -1,16 +1,22 @@
 """Images as the detector sees them: RGB ``uint8`` arrays, whatever the file holds.
 
 EXIF orientation is applied; grayscale, palette, RGBA (alpha dropped, as a camera never sees it)
-and 16-bit images become 8-bit RGB.
+and 16-bit images become 8-bit RGB. Only regular files are opened, of at most 1 GB and
+:data:`IMAGE_PIXEL_LIMIT` pixels (100 megapixels, 300 MB as RGB): anything else is refused by name.
 """
 
 from __future__ import annotations
 
+import re
+import warnings
 from pathlib import Path
 
 import numpy as np
 
+from ..base import files
 from ..base.errors import UserError
+
+IMAGE_PIXEL_LIMIT = files.IMAGE_PIXEL_LIMIT
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
@@ -36,19 +42,37 @@ def to_rgb8(img) -> np.ndarray:
     return np.asarray(img, dtype=np.uint8)
 
 
-def load_image(path: str | Path) -> np.ndarray:
-    from PIL import Image, ImageOps, UnidentifiedImageError
+_PILLOW_PIXELS = re.compile(r"\((\d+) pixels\)")
+_quiet_pillow = False
 
+
+def load_image(path: str | Path) -> np.ndarray:
+    from PIL import Image, ImageOps
+
+    global _quiet_pillow
+    if not _quiet_pillow:  # Pillow warns (on stderr) from 89 megapixels; the limit here is detscope's own
+        warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+        _quiet_pillow = True
     path = Path(path)
     try:
-        with Image.open(path) as img:
+        with files.open_regular(path, what="image", limit=files.IMAGE_FILE_LIMIT, error=ImageError) as f, \
+                Image.open(f) as img:
+            w, h = img.size
+            if w * h > IMAGE_PIXEL_LIMIT:
+                raise ImageError(f"{path.name} is {w}x{h} pixels, more than the {IMAGE_PIXEL_LIMIT:,} "
+                                 "detscope reads")
             img.load()
             ImageOps.exif_transpose(img, in_place=True)  # no copy when there is nothing to turn
             return to_rgb8(img)
-    except FileNotFoundError as exc:
-        raise ImageError(f"{path} does not exist") from exc
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise ImageError(f"{path.name} is not a readable image ({exc})") from exc
+    except ImageError:
+        raise
+    except Image.DecompressionBombError as exc:
+        m = _PILLOW_PIXELS.search(str(exc))
+        raise ImageError(f"{path.name} has {m.group(1) if m else 'too many'} pixels, more than the "
+                         f"{IMAGE_PIXEL_LIMIT:,} detscope reads") from exc
+    except Exception as exc:  # a decoder's complaint, whatever its type, is about this image
+        cause = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise ImageError(f"{path.name} is not a readable image ({cause})") from exc
 
 
 def list_images(paths) -> list[Path]:

@@ -107,6 +107,10 @@ class FrameSource:
         self._seek_to: int | None = None
         self._meter = FpsMeter()
         self._thread: threading.Thread | None = None
+        # Paced (files only): the next frame is read only once the viewer has taken this one with take(),
+        # so a viewer slower than the file (a model on a CPU) sees every frame and nothing is decoded in vain.
+        self.paced = False
+        self._taken = True
 
     # --- what a viewer calls -----------------------------------------------------------------
     def start(self) -> "FrameSource":
@@ -142,6 +146,15 @@ class FrameSource:
         """The newest frame (the same one again until a newer one comes), or None before the first."""
         self._check_timeouts()
         with self._cond:
+            return self._frame
+
+    def take(self) -> Frame | None:
+        """The newest frame, marked as taken (a paced source then reads the next one)."""
+        self._check_timeouts()
+        with self._cond:
+            if self._frame is not None and not self._taken:
+                self._taken = True
+                self._cond.notify_all()
             return self._frame
 
     def next_frame(self, after: int | None = None, timeout: float = 5.0) -> Frame | None:
@@ -297,6 +310,10 @@ class FrameSource:
                 if paused and not stepping and not self.live:
                     self._cond.wait(0.25)      # a paused file reads nothing
                     continue
+                if self.paced and not self.live and not self._taken and not stepping:
+                    self._since = time.monotonic()   # waiting on the viewer is not a silent source
+                    self._cond.wait(0.25)
+                    continue
                 if not paused and self.realtime and self.nominal_fps and not self.live:
                     now = time.monotonic()
                     if due > now:
@@ -322,6 +339,7 @@ class FrameSource:
                 image, index = got
                 if stepping or not self._paused:
                     self._frame = Frame(image, index, now)
+                    self._taken = False
                     self._meter.tick(now)
                     self._cond.notify_all()
                 elif not self.live and self._seek_to is None:

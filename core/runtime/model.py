@@ -26,10 +26,16 @@ from ..base.errors import UserError
 from ..browse.folders import CheckpointRef, ModelFolder
 from ..formats.labels import LabelMap, LabelMapError, read_label_map
 from ..base.findings import ERROR, INFO, WARNING, Finding
+from ..base.collector import freeze_survivors
 from .tfimport import collector_paused, import_tensorflow
-from .loaders import keras_report, load_factory, load_keras_model, load_saved_model
-from .report import RestoreError, RestoreReport
+from .loaders import (keras_report, load_factory, load_keras_model, load_saved_model, read_before_loading,
+                      refuse_keras_code, refuse_untrusted_saved_model, tf_error_line)
+from ..formats.kerasfile import read_keras_file
+from ..formats.savedmodel import SavedModelError, SavedModelInfo, read_saved_model
+from ..browse import integrity
+from .report import FAILED, RestoreError, RestoreReport
 from .restore import restore_checkpoint
+from . import builders
 
 TEMPLATE_PLACES = ("saved_model", "../saved_model", "exported/saved_model", "../exported/saved_model",
                    "export/saved_model", "../export/saved_model")
@@ -49,17 +55,28 @@ class LoadedModel:
     label_map: LabelMap | None = None
     findings: list[Finding] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)   # load, restore, warmup
+    # Why the folder's checkpoint was left alone, in one line (a TF1 export whose weights are frozen into its
+    # graph runs as it is); None when there was none or it was restored.
+    restore_note: str | None = None
+    built: object | None = None               # a model a builder made from the folder's config (see .builders)
 
     def detect(self, image: np.ndarray) -> Detections:
         if self.detector is None:
             reason = next((f.message for f in self.findings if f.severity == ERROR), "no detector signature")
             raise DetectorError(f"{self.path.name}: cannot detect: {reason}")
-        return self.detector(image)
+        import tensorflow as tf
+
+        try:
+            return self.detector(image)
+        except (tf.errors.OpError, ValueError, TypeError) as exc:  # TensorFlow or Keras running the model
+            raise DetectorError(f"the model failed: {tf_error_line(exc)}") from exc
 
     def switch_checkpoint(self, name: str, job=None) -> RestoreReport:
         """Re-assign weights from another ``ckpt-N`` of the same folder, without reloading the graph."""
         ref = self.folder.require_checkpoint(name)
-        self.report = _restore(self.folder, ref, self.live, self.how, job)
+        self.report = _restore(self.folder, ref, self.live, self.report.target if self.report else self.how, job)
+        if self.built is not None:
+            self.report.notes.extend(self.built.explain(self.report))
         self.checkpoint = ref
         return self.report
 
@@ -69,8 +86,74 @@ def _restore(mf: ModelFolder, ref: CheckpointRef, live, target: str, job) -> Res
         bundle = Bundle(ref.prefix)
     except BundleError as exc:
         raise RestoreError(str(exc)) from exc
-    return restore_checkpoint(bundle, live, source=ref.name, target=target, job=job,
-                              graph=object_graph_of(mf, bundle))
+    # A data shard that is missing, a folder, empty or short: nothing is assigned (a restore from what can be
+    # read would mix the checkpoint's values with the model's own), and the report names the file.
+    broken = integrity.shard_findings(bundle)
+    if broken:
+        report = RestoreReport(FAILED, ref.name, target)
+        report.notes.extend(f.message for f in broken)
+        return report
+    report = restore_checkpoint(bundle, live, source=ref.name, target=target, job=job,
+                                graph=object_graph_of(mf, bundle))
+    if not report.matched and not report.missing and not report.shape_mismatches:
+        report.notes.append(f"the model has no variables: its {integrity.FROZEN}")
+    return report
+
+
+def _check_parts(mf: ModelFolder, ref: CheckpointRef | None, *, template, factory, explicit: bool,
+                 vetted, findings: list[Finding]) -> tuple[CheckpointRef | None, str | None]:
+    """The files behind what is about to be restored and loaded, checked before TensorFlow sees them.
+
+    Returns the checkpoint to restore (None to run the model as it is) and why a checkpoint was left alone.
+    A broken part that TensorFlow would trip over is one line naming it (UserError); a fallback (an older
+    checkpoint than the state file names, an export run without its training checkpoints) is a warning.
+    """
+    own = mf.variables_prefix
+    training = [c for c in mf.checkpoints if c.prefix != own]
+    state_errors = [f for f in mf.findings if f.severity == ERROR and mf.state_file is not None
+                    and f.file == str(mf.state_file)]
+    if ref is None and mf.kind in (folders.CHECKPOINT_FOLDER, folders.CHECKPOINT, folders.TF1_CHECKPOINT):
+        why = state_errors[0].message if state_errors else "no checkpoint (ckpt-N.index) is here"
+        raise UserError(f"{mf.path.name}: {why}: there is nothing to restore")
+    if ref is None and mf.state_file is not None and not training:
+        why = state_errors[0].message if state_errors else "the checkpoint state file names no checkpoint that is here"
+        ran = f"{mf.saved_model.name}/" if mf.saved_model is not None else "the model"
+        findings.append(Finding(WARNING, f"{why}; ran {ran} as exported, without the training checkpoints",
+                                str(mf.state_file)))
+    elif ref is not None and not explicit and mf.kind != folders.CHECKPOINT and state_errors:
+        findings.append(Finding(WARNING, f"{state_errors[0].message}; restored {ref.name} instead, the newest "
+                                         "checkpoint with an index", str(mf.state_file)))
+    if factory or mf.kind == folders.KERAS:
+        return ref, None
+    tpl = Path(template) if template else find_template(mf)
+    if tpl is None or not (tpl / "saved_model.pb").is_file() and not (tpl / "saved_model.pbtxt").is_file():
+        return ref, None
+    info = vetted if isinstance(vetted, SavedModelInfo) else None
+    if info is None:
+        pb = tpl / "saved_model.pb" if (tpl / "saved_model.pb").is_file() else tpl / "saved_model.pbtxt"
+        try:
+            info = mf.parsed(pb, lambda: read_saved_model(pb))
+        except SavedModelError as exc:
+            raise UserError(str(exc)) from exc
+    for f in integrity.saved_model_variables_findings(info, tpl):
+        if f.severity == ERROR and f.key is None:      # missing, unreadable or short: TensorFlow cannot load it
+            raise UserError(f.message)
+        findings.append(f)
+    variables = integrity.own_variables(tpl)
+    if variables is not None:
+        for f in integrity.shard_findings(variables):  # what is left: a data shard that is not there at all
+            raise UserError(f"{f.message}; TensorFlow cannot load {tpl.name}/ without it")
+    if ref is None:
+        return ref, None
+    try:
+        bundle = Bundle(ref.prefix)
+    except BundleError:
+        return ref, None        # the restore says why, naming the file
+    reason = integrity.frozen_export(info, bundle, variables, name=tpl.name)
+    if reason is None or (explicit and variables is not None and variables.entries):
+        return ref, None
+    findings.append(Finding(INFO, reason, str(tpl)))
+    return None, reason
 
 
 def find_template(mf: ModelFolder) -> Path | None:
@@ -83,6 +166,23 @@ def find_template(mf: ModelFolder) -> Path | None:
         if (candidate / "saved_model.pb").is_file():
             return candidate
     return None
+
+
+def _vet(mf: ModelFolder, template, *, safe_mode: bool, trust: bool):
+    """Read what will be loaded, without TensorFlow, and refuse it (LoadRefused) when loading or running it
+    would run code unasked; returns what was read (shared with the inventory through ``mf.parsed``)."""
+    if mf.kind == folders.KERAS:
+        info = mf.parsed(mf.keras_file, lambda: read_keras_file(mf.keras_file))
+        return refuse_keras_code(mf.keras_file, info) if safe_mode else info
+    tpl = Path(template) if template else find_template(mf)
+    if tpl is None or trust:
+        return None
+    own = mf.saved_model is not None and mf.saved_model_pb is not None and \
+        Path(tpl).resolve() == Path(mf.saved_model).resolve()
+    pb = mf.saved_model_pb
+    info = read_before_loading(tpl, (lambda: mf.parsed(pb, lambda: read_saved_model(pb))) if own else None)
+    refuse_untrusted_saved_model(tpl, info)
+    return info
 
 
 def _label_map(mf: ModelFolder, labels: str | None, findings: list[Finding]) -> LabelMap | None:
@@ -148,7 +248,10 @@ def _warm_up(loaded: LoadedModel, job) -> None:
     spec = loaded.detector.image_input
     h, w = (spec.height, spec.width) if spec.fixed_size else (64, 64)
     start = time.perf_counter()
-    loaded.detect(np.zeros((h, w, 3), np.uint8))
+    try:
+        loaded.detect(np.zeros((h, w, 3), np.uint8))
+    except DetectorError as exc:  # the model's own fault: name it, in one line
+        raise DetectorError(f"{loaded.path.name}: warming up on a blank {w}x{h} image: {exc}") from exc
     loaded.seconds["warmup"] = time.perf_counter() - start
 
 
@@ -156,19 +259,26 @@ def load_model(path: str | Path | ModelFolder, **options) -> LoadedModel:
     """Load what ``path`` names, restore its checkpoint when there is one, and build its detector.
 
     Options: ``checkpoint`` (ckpt-N), ``template`` (a SavedModel), ``factory`` (FILE.py:build),
-    ``signature``, ``tags``, ``safe_mode`` (Keras), ``labels`` (a label map), ``scale`` (float
-    input range), ``warmup``, ``job``. ``path`` may be a folder already recognised (its parsed files are
+    ``signature``, ``tags``, ``safe_mode`` (Keras), ``trust_model`` (a SavedModel whose graph reaches
+    outside the model), ``labels`` (a label map), ``scale`` (float input range), ``warmup``, ``job``.
+    What would run code unasked (a Keras file's marshalled Python with ``safe_mode``, a SavedModel
+    reading or writing files, running Python or using the network without ``trust_model``) is refused
+    with :class:`~detscope.core.base.errors.LoadRefused` before TensorFlow is imported; its
+    ``options`` are what accepts it. ``path`` may be a folder already recognised (its parsed files are
     then shared with whoever else holds it). The collector is paused meanwhile: a load builds many
     objects, and its full passes would stall the other threads.
     """
     with collector_paused():
-        return _load_model(path, **options)
+        loaded = _load_model(path, **options)
+    # What the load built lives as long as the model: later full collections need not walk it again.
+    freeze_survivors()
+    return loaded
 
 
 def _load_model(path: str | Path | ModelFolder, *, checkpoint: str | None = None, template: str | Path | None = None,
                factory: str | None = None, signature: str | None = None, tags: list[str] | None = None,
                safe_mode: bool = True, labels: str | None = None, scale: str | None = None,
-               warmup: bool = True, job=None) -> LoadedModel:
+               warmup: bool = True, trust_model: bool = False, job=None) -> LoadedModel:
     start = time.perf_counter()
     mf = path if isinstance(path, ModelFolder) else folders.recognise(path)
     path = mf.path
@@ -179,6 +289,15 @@ def _load_model(path: str | Path | ModelFolder, *, checkpoint: str | None = None
     own_variables = mf.selected is not None and mf.selected.prefix == mf.variables_prefix
     if ref is None and not own_variables:
         ref = mf.selected
+    if mf.kind == folders.TFLITE:  # LiteRT runs it; TensorFlow is not imported
+        return _load_tflite(mf, label_map, findings, start, signature=signature, scale=scale, warmup=warmup,
+                            job=job)
+
+    # before TensorFlow is imported and before anything of the model runs: refuse what would run code unasked
+    vetted = None if factory else _vet(mf, template, safe_mode=safe_mode, trust=trust_model)
+    # ... and say which part is broken, naming it, before TensorFlow trips over it
+    ref, restore_note = _check_parts(mf, ref, template=template, factory=factory, explicit=checkpoint is not None,
+                                     vetted=vetted, findings=findings)
 
     # here, on the engine thread, so the caller's start stays fast; the inventory (read on other threads)
     # is loaded first so that no thread imports it while TensorFlow's libraries are being mapped
@@ -189,7 +308,7 @@ def _load_model(path: str | Path | ModelFolder, *, checkpoint: str | None = None
         live = load_factory(factory, job)
         how, target = "factory", factory
     elif mf.kind == folders.KERAS:
-        model, which, notes = load_keras_model(mf.keras_file, safe_mode=safe_mode, job=job)
+        model, which, notes = load_keras_model(mf.keras_file, safe_mode=safe_mode, job=job, info=vetted)
         loaded = LoadedModel(Path(path), mf, "keras", model, label_map=label_map, findings=findings)
         loaded.report = keras_report(model, mf.keras_file, which, notes)
         loaded.seconds["load"] = time.perf_counter() - start
@@ -205,17 +324,21 @@ def _load_model(path: str | Path | ModelFolder, *, checkpoint: str | None = None
         return loaded
     else:
         tpl = Path(template) if template else find_template(mf)
+        plan = builders.plan_for(mf) if tpl is None else None
+        if plan is not None:        # a training config beside the checkpoints: its framework builds the model
+            return _load_built(mf, plan, ref, label_map, findings, start, warmup=warmup, job=job)
         if tpl is None:
             raise UserError(f"{mf.path.name}: a checkpoint holds values, not the architecture: restore it into "
                             "an export of the same model (--template SAVEDMODEL; in the window, Model ▸ Restore "
                             "into a SavedModel) or a model your code builds (--factory FILE.py:build)")
-        live, messages = load_saved_model(tpl, tags=tags, job=job)
+        live, messages = load_saved_model(tpl, tags=tags, job=job, trust=trust_model, info=vetted)
         how, target = ("saved_model", str(tpl)) if ref is None else ("checkpoint+template", str(tpl))
         if messages:
             findings.append(Finding(INFO, f"TensorFlow said {sum(messages.values())} things while loading "
                                           f"(most: {max(messages, key=messages.get)!r})", str(tpl)))
 
-    loaded = LoadedModel(Path(path), mf, how, live, label_map=label_map, findings=findings)
+    loaded = LoadedModel(Path(path), mf, how, live, label_map=label_map, findings=findings,
+                         restore_note=restore_note)
     loaded.seconds["load"] = time.perf_counter() - start
     if ref is not None:
         t0 = time.perf_counter()
@@ -240,13 +363,54 @@ def _load_model(path: str | Path | ModelFolder, *, checkpoint: str | None = None
             findings.extend(more)
         except DetectorError as exc:
             findings.append(Finding(ERROR, str(exc), str(mf.path)))
-    elif hasattr(live, "inputs") and hasattr(live, "outputs"):
+    elif getattr(live, "inputs", None) and getattr(live, "outputs", None):  # a subclassed model has None
         loaded.detector, more = _keras_detector(live, label, None, scale)
         findings.extend(more)
     else:
         findings.append(Finding(WARNING, "the model has no signatures to run; browse and restore only",
                                 str(mf.path)))
     _align_classes(loaded)
+    if warmup:
+        _warm_up(loaded, job)
+    return loaded
+
+
+def _load_built(mf: ModelFolder, plan, ref: CheckpointRef | None, label_map: LabelMap | None,
+                findings: list[Finding], start: float, *, warmup: bool, job) -> LoadedModel:
+    """Build the model from its training config with the framework that trained it (``plan``, from
+    :func:`.builders.plan_for`), restore ``ref`` into it with detscope's own restore, and detect with the
+    model's own pre- and post-processing."""
+    if job is not None:
+        job.progress(f"building the model from {plan.config.name} with {plan.builder.name}")
+    built = plan.build(job)
+    findings.extend(built.findings)
+    loaded = LoadedModel(Path(mf.path), mf, "built", built.root, label_map=label_map, findings=findings, built=built)
+    loaded.seconds["load"] = time.perf_counter() - start
+    if ref is not None:
+        t0 = time.perf_counter()
+        if job is not None:
+            job.progress(f"restoring {ref.name}")
+        loaded.report = _restore(mf, ref, built.root, built.description, job)
+        loaded.report.notes.extend(built.explain(loaded.report))
+        loaded.checkpoint = ref
+        loaded.seconds["restore"] = time.perf_counter() - t0
+    loaded.detector = built.detector(label_map.label if label_map is not None else None)
+    if warmup:
+        _warm_up(loaded, job)
+    return loaded
+
+
+def _load_tflite(mf: ModelFolder, label_map: LabelMap | None, findings: list[Finding], start: float, *,
+                 signature: str | None, scale: str | None, warmup: bool, job) -> LoadedModel:
+    """A ``.tflite`` model, run by LiteRT (see :mod:`.tflite`); there is nothing to restore."""
+    from .tflite import open_tflite
+
+    live, detector, key, more, label_map = open_tflite(mf.tflite_file, label_map=label_map, signature=signature,
+                                                       scale=scale, job=job)
+    findings.extend(more)
+    loaded = LoadedModel(Path(mf.path), mf, "tflite", live, signature_name=live.signature, mapping_key=key,
+                         detector=detector, label_map=label_map, findings=findings)
+    loaded.seconds["load"] = time.perf_counter() - start
     if warmup:
         _warm_up(loaded, job)
     return loaded
@@ -276,6 +440,8 @@ def mapping_target(loaded: LoadedModel) -> MappingTarget:
     """
     if loaded.how == "keras":
         key, outputs = mapping_key(loaded.folder.keras_file, keras=True), _keras_outputs(loaded.live)
+    elif loaded.how == "tflite":
+        key, outputs = loaded.mapping_key, loaded.live.output_specs()
     elif loaded.mapping_key is not None:
         key = loaded.mapping_key
         outputs = signature_io(loaded.live.signatures[key.signature])[1]

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 
 from ..formats import dtypes
 from ..formats.bundle import Bundle, BundleError
-from ..formats.objectgraph import MODEL, OBJECT_GRAPH, ObjectGraph, ObjectNode, classify_key, graph_from_bundle
+from ..formats.objectgraph import ATTRIBUTES, MODEL, OBJECT_GRAPH, ObjectGraph, ObjectNode, classify_key, \
+    graph_from_bundle
 from .report import COMPLETE, FAILED, PARTIAL, Mismatch, Missing, RestoreReport, Unused
 
 # Names the same model goes by on either side (training checkpoints vs exported modules).
@@ -205,7 +206,10 @@ def plan_restore(bundle: Bundle, live_root, graph: ObjectGraph | None = None, *,
     graph = graph or graph_from_bundle(bundle)
     report = RestoreReport(FAILED, source or str(bundle.prefix), target)
     keys = [k for k in bundle.entries if classify_key(k, graph) != OBJECT_GRAPH]
-    if graph.from_names:
+    # Without its object graph (it lives in the data shard), a TF2 checkpoint's keys still spell each value's
+    # path of attribute names, and the tree rebuilt from them pairs like the real graph (links aside).
+    by_paths = graph.from_names and any(f"/{ATTRIBUTES}/" in k for k in keys)
+    if graph.from_names and not by_paths:
         pairing_root, lpath, lobj, assign = None, "", live_root, _pair_by_name(bundle, live_root)
         report.notes.append("name-based checkpoint (no object graph): matched by variable name")
         all_live = live_variables(live_root)
@@ -214,6 +218,8 @@ def plan_restore(bundle: Bundle, live_root, graph: ObjectGraph | None = None, *,
         assign = pairing.matched
         all_live = live_variables(lobj)
         report.mapping = {pairing_root.path or "(root)": lpath or "(root)"}
+        if by_paths:
+            report.notes.append("the object graph could not be read: matched by the paths the keys spell")
     to_assign: dict[str, object] = {}
     for key, var in assign.items():
         entry = bundle.entries.get(key)

@@ -12,13 +12,14 @@ model load. Both run on the engine thread.
 from __future__ import annotations
 
 import contextlib
-import gc
 import importlib
 import os
 import re
 import sys
 import tempfile
 from pathlib import Path
+
+from ..base import collector
 
 
 def preload_tensorflow_libraries() -> list[str]:
@@ -75,6 +76,7 @@ def import_tensorflow(job=None, preload: tuple[str, ...] = ()) -> None:
         # TensorFlow's native INFO/WARNING/ERROR logs (CUDA probing on a CPU machine and the like)
         # are noise to a user; its real failures still arrive as Python exceptions.
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    choose_tf_keras()
     with native_log_filtered(enabled=not verbose):
         if job is not None:
             job.progress("mapping TensorFlow")
@@ -84,7 +86,24 @@ def import_tensorflow(job=None, preload: tuple[str, ...] = ()) -> None:
         with collector_paused():
             import tensorflow  # noqa: F401  (on the engine thread, never the GUI's)
 
-            gc.freeze()
+            collector.freeze_survivors()
+
+
+def choose_tf_keras() -> None:
+    """``tf.keras`` is Keras 2 (``tf_keras``) in a process where the Object Detection API is installed.
+
+    The OD API is Keras 2 code and TensorFlow decides what ``tf.keras`` is once, from
+    ``TF_USE_LEGACY_KERAS``, so it is set here, before TensorFlow is imported. Keras 3 models are
+    unaffected: detscope loads them through ``import keras``, which the flag does not change; only code
+    that says ``tf.keras`` (the OD API, a ``--factory`` of a user who trains with it) sees Keras 2. A
+    value the user set is kept. Cheap: a look-up of two module names, nothing is imported.
+    """
+    if "TF_USE_LEGACY_KERAS" in os.environ:
+        return
+    import importlib.util
+
+    if importlib.util.find_spec("object_detection") is not None and importlib.util.find_spec("tf_keras") is not None:
+        os.environ["TF_USE_LEGACY_KERAS"] = "1"
 
 
 # What TensorFlow's native code prints before its logging is set up, whatever TF_CPP_MIN_LOG_LEVEL says.
@@ -120,12 +139,4 @@ def native_log_filtered(enabled: bool = True):
                 os.write(2, kept)
 
 
-@contextlib.contextmanager
-def collector_paused():
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
+collector_paused = collector.paused   # the one owner of the collector's state (core.base.collector)

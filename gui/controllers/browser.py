@@ -133,6 +133,8 @@ class ImageBrowser(QObject):
             if self.session.busy:
                 self.message.emit(f"{path.name}: detections follow when the model has loaded")
             return
+        if not self.session.may_detect:
+            return               # an incomplete restore: the banner over the image says why, and asks
         if self._detecting is not None and not self._detecting.done():
             self.session.engine.cancel(self._detecting)   # only the image on screen matters
         started = time.perf_counter()

@@ -31,6 +31,7 @@ class ModelFlows(QObject):
         s.checkpoint_changed.connect(self.box.set_checkpoint)
         s.load_failed.connect(lambda line: self.problems.set_report(None, "not restored — " + line))
         s.read_failed.connect(lambda line: self.box.failed(self.session.path, line))
+        s.load_refused.connect(self._load_refused)
         model_box.checkpoint_chosen.connect(self.choose_checkpoint)
 
     # --- opening ------------------------------------------------------------------------------
@@ -43,7 +44,7 @@ class ModelFlows(QObject):
     def reload(self) -> None:
         if self.session.path is not None:
             self.message.emit(f"reloading {self.session.path}")
-            self.session.open(self.session.path, template=self.session.template)
+            self.session.open(self.session.path, template=self.session.template, **self.session.load_options)
 
     def choose_folder(self) -> None:
         start = str(self.session.path.parent) if self.session.path else settings().value("last_model_dir", "")
@@ -102,10 +103,55 @@ class ModelFlows(QObject):
         self.box.show_inventory(inv)
         self.problems.set_findings(self.session.findings())
         self.image_panel.set_classes(self.session.class_names())
+        self._say_how_built()
 
-    def _model_ready(self, _model) -> None:
+    def _model_ready(self, model) -> None:
         self.problems.set_findings(self.session.findings())
         self.image_panel.set_classes(self.session.class_names())
+        self.show_restore_banner(model)
+
+    # --- only a complete restore runs unasked ----------------------------------------------------
+    def show_restore_banner(self, model) -> None:
+        """Over the image: why an incomplete restore shows nothing (with the way to see it anyway), or
+        that what is shown comes from one."""
+        if model is None or not model.partial:
+            self.image_panel.hide_banner()
+        elif not self.session.allow_partial:
+            self.image_panel.show_banner(f"Not fully restored — no detections are shown: {model.refusal}",
+                                         "error", [("Show detections anyway", self.allow_partial)])
+        else:
+            self.image_panel.show_banner(f"PARTIAL RESTORE — these detections are not the checkpoint's model: "
+                                         f"{model.refusal}", "warning")
+
+    def allow_partial(self) -> None:
+        """The user agreed to see detections of an incomplete restore; they are marked as such."""
+        self.session.allow_partial = True
+        self.message.emit("showing detections of an incomplete restore, marked as such")
+        if self.session.model is not None:
+            self.session.model_ready.emit(self.session.model)     # viewers run the model again
+
+    def _load_refused(self, exc) -> None:
+        """A model that would run code: say what, and load it only if the user says so, for this file."""
+        from PySide6.QtWidgets import QMessageBox
+
+        lines = "\n".join(f"• {w}" for w in exc.would_run)
+        answer = QMessageBox.warning(
+            self._dialog_parent, "This model would run code",
+            f"{Path(exc.file).name} was not loaded. Loading it would:\n\n{lines}\n\n"
+            "Load it anyway? Only if you trust where it came from.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
+        if answer == QMessageBox.StandardButton.Yes and self.session.path is not None:
+            self.message.emit(f"loading {Path(exc.file).name} as you agreed")
+            self.session.open(self.session.path, template=self.session.template,
+                              **{**self.session.load_options, **exc.options})
+        self._say_how_built()
+
+    def _say_how_built(self) -> None:
+        """A model a builder made says so in the header: "built from pipeline.config with the Object Detection API"."""
+        model = self.session.model
+        if model is not None and model.how == "built" and model.report is not None \
+                and model.report.target not in self.box.label.text():
+            self.box.label.setText(f"{self.box.label.text()} — {model.report.target}")
 
     def _report_changed(self, report) -> None:
         if report is None:

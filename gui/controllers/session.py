@@ -30,6 +30,7 @@ class ModelSession(QObject):
     failed = Signal(str)                  # a one-line error
     load_failed = Signal(str)             # the model could not be loaded (the tree still browses)
     read_failed = Signal(str)             # the folder could not be read at all
+    load_refused = Signal(object)         # LoadRefused: the model would run code; the user may agree
 
     def __init__(self, engine, bridge: Bridge, pool: ThreadPoolExecutor, parent=None):
         super().__init__(parent)
@@ -45,24 +46,29 @@ class ModelSession(QObject):
         self.loading: Future | None = None
         self.switching: Future | None = None
         self._inventory_request = Latest()
+        self.allow_partial = False
+        self.load_options: dict = {}
 
     # --- opening -------------------------------------------------------------------------------
-    def open(self, path, checkpoint: str | None = None, template=None) -> None:
+    def open(self, path, checkpoint: str | None = None, template=None, **options) -> None:
         """Read the folder at once (tree) and load the model behind it (engine).
 
         ``template``: a SavedModel of the same architecture to restore the checkpoint into,
-        for a checkpoint folder without one beside it.
+        for a checkpoint folder without one beside it. ``options`` go to the load (``trust_model``,
+        ``safe_mode``: what the user agreed to after a refusal).
         """
         self.close_model()
         self.path = Path(path)
         self.template = Path(template) if template else None
+        self.allow_partial = False        # detections of an incomplete restore only once the user agrees
+        self.load_options = dict(options)
         self.generation += 1
         gen = self.generation
         self.opened.emit(self.path)
         name = self.path.name or str(self.path)
         job = f"load {name}"
         inventory, future = self.host.open(self.path, checkpoint=checkpoint, name=job,
-                                           template=str(self.template) if self.template else None)
+                                           template=str(self.template) if self.template else None, **options)
         self._watch_inventory(inventory)
         self.loading = future
         self.bridge.track(f"Loading {name}", future, cancel=lambda: self.engine.cancel(future), name=job)
@@ -110,9 +116,13 @@ class ModelSession(QObject):
         if gen != self.generation:
             return
         self.loading = None
+        from detscope.core.base.errors import LoadRefused
+
         line = self.bridge.report(exc, f"cannot load {self.path.name}")
         self.failed.emit(line)
         self.load_failed.emit(line)
+        if isinstance(exc, LoadRefused):
+            self.load_refused.emit(exc)
 
     def _load_cancelled(self, gen: int) -> None:
         if gen == self.generation:
@@ -169,15 +179,20 @@ class ModelSession(QObject):
 
     def detect(self, image, name: str = "detect") -> Future | None:
         """Run the model on an RGB image on the engine (None when no model is loaded)."""
-        if self.model is None:
+        if self.model is None or not self.may_detect:
             return None
-        return self.host.detect(image, name=name)
+        return self.host.detect(image, name=name, allow_partial=self.allow_partial)
 
     def detect_latest(self, image) -> Future | None:
         """A live frame: replaces any frame still waiting for the engine."""
-        if self.model is None:
+        if self.model is None or not self.may_detect:
             return None
-        return self.host.detect(image, latest=True)
+        return self.host.detect(image, latest=True, allow_partial=self.allow_partial)
+
+    @property
+    def may_detect(self) -> bool:
+        """A complete restore detects unasked; an incomplete one only after the user agreed."""
+        return self.model is not None and (not self.model.partial or self.allow_partial)
 
     def request_mapping_target(self) -> Future:
         """The loaded model's outputs and current mapping (a ``MappingTarget``), from the engine."""

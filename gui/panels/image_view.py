@@ -79,15 +79,16 @@ class LabelItem(QGraphicsItem):
 class BoxItem(QGraphicsRectItem):
     """One detection's box; ``row`` is its index among the shown detections."""
 
-    def __init__(self, rect: QRectF, colour: QColor, row: int):
+    def __init__(self, rect: QRectF, colour: QColor, row: int, width: float = 2):
         super().__init__(rect)
         self.row = row
         self.colour = colour
+        self.width = width
         self.set_highlight(False)
         self.setZValue(BOX_Z)
 
     def set_highlight(self, on: bool) -> None:
-        pen = QPen(self.colour, 4 if on else 2)
+        pen = QPen(self.colour, self.width * 2 if on else self.width)
         pen.setCosmetic(True)
         pen.setJoinStyle(Qt.PenJoinStyle.MiterJoin)
         self.setPen(pen)
@@ -117,6 +118,7 @@ class ImageView(QGraphicsView):
         self._image_size: tuple[int, int] | None = None
         self.label_font = QFont(self.font())
         self.label_font.setPointSizeF(max(8.0, self.label_font.pointSizeF() * 0.9))
+        self.box_width = 2.0              # screen pixels (a kiosk draws them thicker)
         self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag)
         self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
         self.setResizeAnchor(QGraphicsView.ViewportAnchor.AnchorViewCenter)
@@ -187,7 +189,7 @@ class ImageView(QGraphicsView):
         for row, (box, score, cid, label) in enumerate(zip(dets.boxes, dets.scores, dets.class_ids, dets.labels)):
             x0, y0, x1, y1 = (float(v) for v in box)
             colour = qcolour(cid)
-            item = BoxItem(QRectF(x0, y0, max(x1 - x0, 0.5), max(y1 - y0, 0.5)), colour, row)
+            item = BoxItem(QRectF(x0, y0, max(x1 - x0, 0.5), max(y1 - y0, 0.5)), colour, row, self.box_width)
             scene.addItem(item)
             self.boxes.append(item)
             tag = LabelItem(f"{label} {score:.2f}", colour, self.label_font)

@@ -166,3 +166,49 @@ def anonymous_outputs_export(directory, signature: str = "serving_default") -> P
     module = Anonymous()
     tf.saved_model.save(module, str(directory), signatures={signature: module.serve})
     return directory
+
+
+def tf1_export(directory) -> Path:
+    """What the TF1 Object Detection API's exporter leaves: ``saved_model/`` whose weights are frozen into
+    constants (its ``variables/`` empty), beside ``model.ckpt`` (the name-based TF1 checkpoint it was frozen
+    from) with its ``checkpoint`` state file, ``frozen_inference_graph.pb`` and ``pipeline.config``.
+
+    Input ``inputs`` (``image_tensor``) uint8; one detection: box (y0, x0, y1, x1) = (0.25, 0.5, 0.75, 1.0),
+    score = mean pixel / 255 times a weight of 1.0 (a variable before freezing), class 2.
+    """
+    import tensorflow as tf
+
+    v1 = tf.compat.v1
+    root = Path(directory)
+    if (root / "saved_model" / "saved_model.pb").exists():
+        return root
+    root.mkdir(parents=True, exist_ok=True)
+    names = ("detection_boxes", "detection_scores", "detection_classes", "num_detections")
+    graph = tf.Graph()
+    with graph.as_default():
+        images = v1.placeholder(tf.uint8, [None, None, None, 3], name="image_tensor")
+        weight = v1.get_variable("BoxPredictor/ClassPredictor/weights", initializer=tf.constant(1.0))
+        mean = tf.reduce_mean(tf.cast(images, tf.float32)) / 255.0 * weight
+        tf.identity(tf.reshape(tf.stack([0.25, 0.5, 0.75, 1.0]), [1, 1, 4]) + 0 * mean, name=names[0])
+        tf.identity(tf.reshape(mean, [1, 1]), name=names[1])
+        tf.identity(tf.constant([[2.0]]), name=names[2])
+        tf.identity(tf.constant([1.0]), name=names[3])
+        with v1.Session(graph=graph) as sess:
+            sess.run(v1.global_variables_initializer())
+            v1.train.Saver().save(sess, str(root / "model.ckpt"))
+            frozen = v1.graph_util.convert_variables_to_constants(sess, graph.as_graph_def(), list(names))
+    (root / "frozen_inference_graph.pb").write_bytes(frozen.SerializeToString())
+    served = tf.Graph()
+    with served.as_default():
+        tf.graph_util.import_graph_def(frozen, name="")
+        with v1.Session(graph=served) as sess:
+            builder = v1.saved_model.Builder(str(root / "saved_model"))
+            sig = v1.saved_model.predict_signature_def(
+                inputs={"inputs": served.get_tensor_by_name("image_tensor:0")},
+                outputs={n: served.get_tensor_by_name(n + ":0") for n in names})
+            builder.add_meta_graph_and_variables(sess, ["serve"], signature_def_map={"serving_default": sig})
+            builder.save()
+    (root / "pipeline.config").write_text(
+        "model {\n  ssd {\n    num_classes: 3\n    image_resizer { fixed_shape_resizer { height: 300 width: 300 } }\n"
+        "  }\n}\n")
+    return root

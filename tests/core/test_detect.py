@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -223,6 +224,60 @@ def test_tf1_exported_frozen_graph_without_variables(tmp_path, capsys):
     det = json.loads(capsys.readouterr().out)["images"][0]["detections"]
     assert det == [{"box": [100.0, 25.0, 200.0, 75.0], "score": pytest.approx(0.2, abs=1e-6),
                     "class_id": 2, "label": "class 2"}]
+
+
+def test_tf1_export_beside_its_model_ckpt_runs_as_it_is(tmp_path, capsys):
+    # The TF1 exporter's whole folder: the frozen saved_model/ beside the model.ckpt it was frozen from.
+    # Restoring model.ckpt into the frozen graph matches nothing; that is no failure: it is not needed.
+    from detscope.core.app.host import ModelHost
+
+    export = ma.tf1_export(tmp_path / "tf1_export")
+    frozen = "saved_model/ is a TF1 export: its weights are frozen into the graph; the checkpoint is not needed " \
+             "to run it (model.ckpt was not restored)"
+    img = tmp_path / "grey.png"
+    Image.fromarray(np.full((100, 200, 3), 51, np.uint8)).save(img)
+    expected = [{"box": [100.0, 25.0, 200.0, 75.0], "score": pytest.approx(0.2, abs=1e-6), "class_id": 2,
+                 "label": "class 2"}]
+    for extra in ([], ["--checkpoint", "model.ckpt"]):
+        assert cli.main(["detect", str(export), str(img), "--json", "--threshold", "0", *extra]) == 0
+        assert json.loads(capsys.readouterr().out)["images"][0]["detections"] == expected
+
+    assert cli.main(["inspect", str(export), "--json"]) == 0
+    problems = json.loads(capsys.readouterr().out)["problems"]
+    assert [(p["severity"], p["message"]) for p in problems] == [("info", frozen)]
+
+    assert cli.main(["restore", str(export)]) == 0
+    assert capsys.readouterr().out.strip() == frozen
+    assert cli.main(["restore", str(export / "model.ckpt"), "--template", str(export / "saved_model"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["verdict"] == "not_needed"
+
+    host = ModelHost()
+    try:
+        summary = host.open(export, inventory=False)[1].result(timeout=120)
+        assert summary.report is None and summary.restore_note == frozen and not summary.partial
+        assert host.detect(np.full((10, 10, 3), 51, np.uint8)).result(timeout=60).scores.tolist() == \
+            [pytest.approx(0.2, abs=1e-6)]
+    finally:
+        host.shutdown()
+    # model.ckpt is a real TF1 checkpoint of the weight the graph was frozen with.
+    assert tf.train.load_checkpoint(str(export / "model.ckpt")).get_tensor("BoxPredictor/ClassPredictor/weights") == 1.0
+
+
+def test_a_tf1_checkpoint_into_a_savedmodel_with_other_variables_is_not_needed(tmp_path, capsys):
+    # A SavedModel carrying its own variables beside a name-based checkpoint none of whose keys it has.
+    export = tmp_path / "export"
+    _save_module(export / "saved_model", [tf.TensorSpec([1, None, None, 3], tf.uint8, name="input_tensor")],
+                 lambda input_tensor: {"detection_boxes": tf.constant([[[0.0, 0.0, 0.5, 0.5]]]),
+                                       "detection_scores": tf.constant([[0.9]]),
+                                       "detection_classes": tf.constant([[1.0]]),
+                                       "num_detections": tf.constant([1.0])})
+    ma_tf1 = ma.tf1_export(tmp_path / "tf1")
+    for f in ma_tf1.glob("model.ckpt*"):
+        shutil.copy(f, export / f.name)
+    assert cli.main(["restore", str(export)]) == 0
+    out = capsys.readouterr().out
+    assert "saved_model/ carries its own variables and model.ckpt (a TF1 checkpoint) names none of them: the " \
+           "checkpoint is not needed to run it" in out
 
 
 def test_keras_file_with_keras_style_outputs(tmp_path, capsys):

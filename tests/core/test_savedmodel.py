@@ -320,6 +320,62 @@ def test_tf1_frozen_graph(artifacts):
     np.testing.assert_allclose(y, [[12.0, 16.0]])
 
 
+@pytest.mark.parametrize("name", ["module", "keras3_export", "tf_keras", "tf1_frozen"])
+def test_the_variables_check_is_silent_on_every_real_savedmodel(artifacts, name):
+    # Must not fire: each SavedModel as TensorFlow wrote it (a frozen TF1 graph needs no variables/ at all).
+    from detscope.core.browse.integrity import saved_model_variables_findings
+
+    folder = artifacts[name]
+    assert saved_model_variables_findings(sm.read_saved_model(folder), folder) == []
+
+
+def test_the_variables_check_names_what_is_wrong(artifacts, tmp_path):
+    from detscope.core.browse.integrity import saved_model_variables_findings
+
+    def findings(folder):
+        return [(f.severity, f.message) for f in saved_model_variables_findings(sm.read_saved_model(folder), folder)]
+
+    gone = shutil.copytree(artifacts["module"], tmp_path / "gone")
+    shutil.rmtree(gone / "variables")
+    assert findings(gone) == [("error", "gone/variables/ is missing; its graph has 4 variables and TensorFlow cannot "
+                                        "load the SavedModel without their values")]
+    # The variables of another build of the module: one variable has another shape.
+    other = Detector()
+    other.w = tf.Variable(np.zeros((3, 5), "float32"))
+    other.bias = tf.Variable(np.zeros(5, "float32"))
+    tf.saved_model.save(other, str(tmp_path / "other"))
+    swapped = shutil.copytree(artifacts["module"], tmp_path / "swapped")
+    shutil.rmtree(swapped / "variables")
+    shutil.copytree(tmp_path / "other" / "variables", swapped / "variables")
+    # (the other build's w is a new variable, so its same_w is one more value the graph does not declare)
+    assert [m for s, m in findings(swapped) if s == "warning"] == [
+        "variables.index holds 1 value the graph of swapped does not declare (same_w): it may have been changed "
+        "or come from another model"]
+    (message,) = [m for s, m in findings(swapped) if s == "error"]
+    assert message.startswith("variables.index holds 2 values whose shape or dtype differs "
+                                                      "from the graph of swapped (first: ")
+    assert "[3, 5] float32 in the index, [3, 4] float32 in the graph" in message or \
+        "[5] float32 in the index, [4] float32 in the graph" in message
+
+
+@pytest.mark.parametrize("what", ["graph_def", "meta_graph"])
+def test_a_graphdef_or_metagraphdef_renamed_saved_model_pb_is_not_a_savedmodel(artifacts, tmp_path, what):
+    # Protobuf decodes either as a SavedModel without complaint; detscope must not.
+    proto = _tf_proto(artifacts["module"])
+    part = proto.meta_graphs[0] if what == "meta_graph" else proto.meta_graphs[0].graph_def
+    folder = shutil.copytree(artifacts["module"], tmp_path / what)
+    (folder / "saved_model.pb").write_bytes(part.SerializeToString())
+    name = {"graph_def": "a GraphDef", "meta_graph": "a MetaGraphDef"}[what]
+    with pytest.raises(sm.SavedModelError, match=f"saved_model.pb: is {name} .*not a SavedModel"):
+        sm.read_saved_model(folder)
+    # A frozen TF1 graph (frozen_inference_graph.pb) renamed is a GraphDef too.
+    if what == "graph_def":
+        frozen = _tf_proto(artifacts["tf1_frozen"]).meta_graphs[0].graph_def
+        (folder / "saved_model.pb").write_bytes(frozen.SerializeToString())
+        with pytest.raises(sm.SavedModelError, match="is a GraphDef"):
+            sm.read_saved_model(folder)
+
+
 def test_text_format_reads_like_binary(artifacts):
     text = sm.read_saved_model(artifacts["as_text"])
     binary = sm.read_saved_model(artifacts["module"])

@@ -390,3 +390,24 @@ def test_each_model_keeps_its_own_threshold_and_a_failed_open_clears_the_old_box
     with qtbot.waitSignal(window.session.model_ready, timeout=LOAD_TIMEOUT_MS):
         window.model.open(demo_dir)
     assert panel.threshold == 0.0                   # the demo's own threshold comes back
+
+
+def test_an_incomplete_restore_shows_no_boxes_until_the_user_agrees_then_marks_them(
+        qtbot, window, tmp_path, demo_images):
+    import model_artifacts as ma
+
+    four = window.engine.run_sync(ma.training_run, tmp_path / "four", num_classes=4, export_model=False)
+    base = window.engine.run_sync(ma.training_run, tmp_path / "base")
+    with qtbot.waitSignal(window.session.model_ready, timeout=LOAD_TIMEOUT_MS):
+        window.session.open(four / "training", template=base / "saved_model")
+    window.sources.open_images([demo_images[0]])
+    qtbot.waitUntil(lambda: window.image_panel.image is not None)
+    qtbot.wait(300)
+    panel = window.image_panel
+    assert panel.kept is None and len(panel.view.boxes) == 0
+    assert not panel.banner.isHidden() and "Not fully restored" in panel.banner.label.text()
+    assert "class_head" in panel.banner.label.text()            # what was not restored, named
+    with qtbot.waitSignal(window.browser.detections_shown, timeout=LOAD_TIMEOUT_MS):
+        window.model.allow_partial()
+    assert panel.kept is not None
+    assert not panel.banner.isHidden() and panel.banner.label.text().startswith("PARTIAL RESTORE")
