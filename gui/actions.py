@@ -58,6 +58,11 @@ MENUS: tuple[tuple[str, tuple], ...] = (
         Act("last_image", "&Last image", "browser.last", ("End",)),
         SEPARATOR,
         Act("labels", "Show &labels", "image_panel.set_labels_visible", ("L",), checkable=True, checked=True),
+        Act("show_truth", "Show &ground truth", "evaluation.set_truth_visible", ("G",), checkable=True, checked=True,
+            tip="Ground-truth boxes dashed; after an evaluation, detections right (green) or wrong (red), missed "
+                "objects yellow"),
+        Act("show_below", "Show boxes &below the threshold", "evaluation.set_ghosts_visible", ("B",),
+            checkable=True, tip="The detections scoring under the threshold, dotted grey"),
         Act("raise_threshold", "Raise score threshold", "image_panel.step_threshold", ("]",),
             args=(THRESHOLD_STEP,)),
         Act("lower_threshold", "Lower score threshold", "image_panel.step_threshold", ("[",),
@@ -96,6 +101,11 @@ MENUS: tuple[tuple[str, tuple], ...] = (
         Act("template", "Restore into a &SavedModel…", "model.choose_template", ("Ctrl+T",)),
         Act("map_outputs", "&Map outputs by hand…", "model.choose_output_mapping", ("Ctrl+M",),
             tip="Say which output is boxes, scores and classes when the model follows no known convention"),
+        SEPARATOR,
+        Act("evaluate", "&Evaluate on the opened images", "evaluation.start", ("Ctrl+E",),
+            tip="Run the model on every opened image and compare with the ground truth beside them"),
+        Act("best_threshold", "Use the best-F1 &threshold", "evaluation.use_best_threshold",
+            tip="Set the score threshold where the evaluation's F1 (all classes) is highest"),
     )),
 )
 

@@ -21,6 +21,7 @@ from detscope.core.runtime.engine import Engine
 
 from . import actions
 from .controllers.browser import ImageBrowser
+from .controllers.evaluation import EvaluationFlows
 from .controllers.exports import Exports
 from .controllers.live import LiveController
 from .controllers.model import ModelFlows
@@ -63,6 +64,7 @@ class MainWindow(QMainWindow):
         self.live = LiveController(self.session, self.image_panel, self.bridge, self)
         self.sources = Sources(self.browser, self.live, self.image_panel, self)
         self.exports = Exports(self.session, self.image_panel, self.browser, self.live, self)
+        self.evaluation = EvaluationFlows(self.session, self.browser, self.image_panel, self.bridge, self.pool, self)
 
         self.model_box = ModelBox(self)
         self.tree = self.model_box.tree
@@ -71,6 +73,10 @@ class MainWindow(QMainWindow):
         self.problems_dock = self._dock("Problems and restore report", self.problems,
                                         Qt.DockWidgetArea.BottomDockWidgetArea)
         self.splitDockWidget(self.tree_dock, self.details_dock, Qt.Orientation.Vertical)
+        self.eval_dock = self._dock("Evaluation", self.evaluation.panel, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.tabifyDockWidget(self.problems_dock, self.eval_dock)
+        self.eval_dock.hide()                     # until ground truth is found beside the opened images
+        self.evaluation.attach(self.eval_dock)
         self._layout_pending = True
 
         # Status bar: one line of what happens, live numbers, background work.
@@ -89,7 +95,7 @@ class MainWindow(QMainWindow):
         self.recent = RecentModels(QMenu("Recent models", self), lambda path: self.model.open(path))
         self.model = ModelFlows(self.session, self.bridge, self.model_box, self.problems, self.image_panel,
                                 self.recent, self)
-        docks = (self.tree_dock, self.details_dock, self.problems_dock)
+        docks = (self.tree_dock, self.details_dock, self.problems_dock, self.eval_dock)
         self.menu_actions = actions.build_menus(self, {
             actions.RECENT: lambda menu: menu.addMenu(self.recent.menu),
             actions.DOCKS: lambda menu: menu.addActions([d.toggleViewAction() for d in docks])})
@@ -119,7 +125,7 @@ class MainWindow(QMainWindow):
         self.image_panel.filter_changed.connect(self._filter_changed)
         self.image_panel.labels_toggled.connect(self.menu_actions["labels"].setChecked)
         self.live.stats_changed.connect(self.live_label.setText)
-        for controller in (self.sources, self.exports, self.model):
+        for controller in (self.sources, self.exports, self.model, self.evaluation):
             controller.message.connect(self.say)
             controller.failed.connect(self._errored)
 
@@ -240,7 +246,7 @@ class MainWindow(QMainWindow):
             self.image_panel.set_side_visible(True)
         else:
             self._full_screen_state = self.saveState()
-            for dock in (self.tree_dock, self.details_dock, self.problems_dock):
+            for dock in (self.tree_dock, self.details_dock, self.problems_dock, self.eval_dock):
                 dock.hide()
             self.image_panel.set_side_visible(False)
             self.menuBar().setVisible(False)

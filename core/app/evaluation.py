@@ -233,14 +233,16 @@ class EvaluationJob:
 
 def evaluate(host: ModelHost, images: list[Path], truth: GroundTruth, *, use_cache: bool = True,
              on_progress: Callable[[Progress], None] | None = None, job: EvaluationJob | None = None,
-             request: tuple | None = None) -> Evaluation:
+             request: tuple | None = None, summary: ModelSummary | None = None) -> Evaluation:
     """Run the loaded model over ``images`` (cached detections first), then match against ``truth``.
 
     Blocks; raises ``CancelledError`` when ``job`` is cancelled. The host must have a loaded model.
     Without ``use_cache`` every image runs through the model (the cache is still written). ``request`` (the model path and load options it was opened with) lets a later
-    :func:`evaluate_from_cache` of the same request skip loading the model.
+    :func:`evaluate_from_cache` of the same request skip loading the model. ``summary``: the model as it
+    is now, when a checkpoint switch has changed it since the load (the window's; the cache is keyed by its
+    checkpoint), else the load's.
     """
-    summary: ModelSummary = host.loading.result()
+    summary = summary if summary is not None else host.loading.result()
     map_classes(truth, summary.label_map)
     names = summary.class_names()
     cache = cache_for(summary)          # written always; read only with use_cache
@@ -360,7 +362,7 @@ def _image_key(path: Path) -> str:
 
 def start_evaluation(host: ModelHost, images: list[Path], truth: GroundTruth, *, use_cache: bool = True,
                      on_progress: Callable[[Progress], None] | None = None,
-                     pool: ThreadPoolExecutor | None = None) -> EvaluationJob:
+                     pool: ThreadPoolExecutor | None = None, summary: ModelSummary | None = None) -> EvaluationJob:
     """:func:`evaluate` on a worker thread (the host's pool by default): the window's way."""
     job = EvaluationJob()
 
@@ -368,7 +370,8 @@ def start_evaluation(host: ModelHost, images: list[Path], truth: GroundTruth, *,
         if not job.future.set_running_or_notify_cancel():
             return
         try:
-            job.future.set_result(evaluate(host, images, truth, use_cache=use_cache, on_progress=on_progress, job=job))
+            job.future.set_result(evaluate(host, images, truth, use_cache=use_cache, on_progress=on_progress, job=job,
+                                           summary=summary))
         except BaseException as exc:  # noqa: BLE001 - handed to whoever waits on the future
             job.future.set_exception(exc)
 

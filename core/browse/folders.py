@@ -56,6 +56,10 @@ class FolderError(UserError):
     """The path cannot be opened at all; ``str()`` is one line naming the file and the cause."""
 
 
+class NothingToOpen(FolderError):
+    """A folder holding no model part at all (models may lie further below it: see discover.py)."""
+
+
 @dataclass
 class CheckpointRef:
     """One checkpoint: an ``.index`` and the ``.data-*`` shards it names."""
@@ -506,6 +510,8 @@ def _from_folder(given: Path, folder: Path) -> ModelFolder:
         keras = sorted(p for p in folder.iterdir() if p.suffix.lower() in KERAS_SUFFIXES) if folder.is_dir() else []
         if len(keras) == 1:
             mf = ModelFolder(given, KERAS, folder, keras_file=keras[0])
+            if is_lfs_pointer(keras[0]):
+                mf.findings.append(lfs_finding(keras[0]))
             mf.label_map = _find_label_map(folder)
             return mf
         lite = sorted(p for p in folder.iterdir() if p.suffix.lower() == TFLITE_SUFFIX) if folder.is_dir() else []
@@ -536,7 +542,7 @@ def _from_folder(given: Path, folder: Path) -> ModelFolder:
             return mf
         if findings:   # what was found instead (several SavedModels one level deeper)
             raise FolderError(f"{given}: {findings[-1].message}")
-        raise FolderError(f"{given} holds no model: no saved_model.pb, no checkpoint (*.index), "
+        raise NothingToOpen(f"{given} holds no model: no saved_model.pb, no checkpoint (*.index), "
                           "no pipeline.config, no .keras/.h5 file")
 
     mf = ModelFolder(given, kind, folder, findings=findings)

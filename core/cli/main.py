@@ -60,6 +60,7 @@ def _print_tree(node, out, depth: int = 0, max_depth: int | None = None, show_al
 def cmd_inspect(args) -> int:
     from ..browse.inventory import build_inventory
 
+    _model_here(args.path)
     inv = build_inventory(args.path, checkpoint=args.checkpoint)
     if args.tensor is not None:
         return _inspect_tensor(inv, args)
@@ -167,6 +168,14 @@ def _stats_text(key: str, st) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _model_here(path) -> None:
+    """A folder holding no model itself but models below it: exit 2 listing them (NoModelHere), never
+    picking one; see core.browse.discover."""
+    from ..browse.discover import check_opened
+
+    check_opened(path)
+
+
 def _host():
     """A model host whose engine says what it is doing on stderr with DETSCOPE_VERBOSE=1."""
     from ..app.host import ModelHost
@@ -199,6 +208,7 @@ def cmd_detect(args) -> int:
     images = list_images(args.images)
     if not images:
         raise errors.UserError(f"no images in {' '.join(args.images)}")
+    _model_here(args.model)
     host = _host()
     try:
         model = host.load_sync(args.model, checkpoint=args.checkpoint, labels=args.labels,
@@ -276,6 +286,7 @@ def _write_annotated(image, dets, out: Path, banner: str | None = None) -> None:
 
 
 def cmd_restore(args) -> int:
+    _model_here(args.checkpoint)
     host = _host()
     try:
         model = host.load_sync(args.checkpoint, template=args.template, factory=args.factory,

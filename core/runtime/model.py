@@ -36,6 +36,7 @@ from ..browse import integrity
 from .report import FAILED, RestoreError, RestoreReport
 from .restore import restore_checkpoint
 from . import builders
+from .templates import TemplateChoice, choose_template
 
 TEMPLATE_PLACES = ("saved_model", "../saved_model", "exported/saved_model", "../exported/saved_model",
                    "export/saved_model", "../export/saved_model")
@@ -160,12 +161,23 @@ def find_template(mf: ModelFolder) -> Path | None:
     """A SavedModel beside a checkpoint folder (``saved_model/`` here or one level up)."""
     if mf.saved_model is not None and mf.saved_model_pb is not None:
         return mf.saved_model
-    base = mf.root
-    for rel in TEMPLATE_PLACES:
-        candidate = (base / rel).resolve()
-        if (candidate / "saved_model.pb").is_file():
-            return candidate
-    return None
+    return template_choice(mf).path
+
+
+def template_choice(mf: ModelFolder) -> TemplateChoice:
+    """The template for a checkpoint folder, found once per open: the usual places first; when exports lie
+    further around (``exported-models/*``, siblings), the best match by key and shape, said in ``note``."""
+    if mf.saved_model is not None and mf.saved_model_pb is not None:
+        return TemplateChoice(mf.saved_model)
+
+    def choose() -> TemplateChoice:
+        near = []
+        for rel in TEMPLATE_PLACES:
+            candidate = (mf.root / rel).resolve()
+            if (candidate / "saved_model.pb").is_file() and candidate not in near:
+                near.append(candidate)
+        return choose_template(mf, near)
+    return mf.parsed(("template choice",), choose)
 
 
 def _vet(mf: ModelFolder, template, *, safe_mode: bool, trust: bool):
@@ -289,6 +301,7 @@ def _load_model(path: str | Path | ModelFolder, *, checkpoint: str | None = None
     own_variables = mf.selected is not None and mf.selected.prefix == mf.variables_prefix
     if ref is None and not own_variables:
         ref = mf.selected
+    _refuse_lfs_pointers(mf, ref, template, factory)     # before TensorFlow is imported, in a few milliseconds
     if mf.kind == folders.TFLITE:  # LiteRT runs it; TensorFlow is not imported
         return _load_tflite(mf, label_map, findings, start, signature=signature, scale=scale, warmup=warmup,
                             job=job)
@@ -304,6 +317,7 @@ def _load_model(path: str | Path | ModelFolder, *, checkpoint: str | None = None
     import_tensorflow(job, preload=("detscope.core.browse.inventory",))
 
     messages: dict[str, int] = {}
+    chosen = None       # why this template, when several exports lie around the training folder
     if factory:
         live = load_factory(factory, job)
         how, target = "factory", factory
@@ -324,6 +338,9 @@ def _load_model(path: str | Path | ModelFolder, *, checkpoint: str | None = None
         return loaded
     else:
         tpl = Path(template) if template else find_template(mf)
+        chosen = None if template or tpl is None else template_choice(mf).note
+        if chosen:      # several exports around the training folder: which one, and why, is said
+            findings.append(Finding(INFO, chosen, str(tpl)))
         plan = builders.plan_for(mf) if tpl is None else None
         if plan is not None:        # a training config beside the checkpoints: its framework builds the model
             return _load_built(mf, plan, ref, label_map, findings, start, warmup=warmup, job=job)
@@ -346,6 +363,8 @@ def _load_model(path: str | Path | ModelFolder, *, checkpoint: str | None = None
             job.progress(f"restoring {ref.name}")
         loaded.report = _restore(mf, ref, live, target, job)
         loaded.report.tf_messages.update(messages)
+        if chosen:
+            loaded.report.notes.insert(0, chosen)
         loaded.checkpoint = ref
         loaded.seconds["restore"] = time.perf_counter() - t0
 
@@ -373,6 +392,20 @@ def _load_model(path: str | Path | ModelFolder, *, checkpoint: str | None = None
     if warmup:
         _warm_up(loaded, job)
     return loaded
+
+
+def _refuse_lfs_pointers(mf: ModelFolder, ref: CheckpointRef | None, template, factory) -> None:
+    """A part about to be loaded that is a Git LFS pointer: one line naming it, saying `git lfs pull`."""
+    lfs = [f for f in mf.findings if f.severity == ERROR and "Git LFS pointer" in f.message]
+    if ref is not None and ref is not mf.selected:
+        lfs += [f for f in folders.check_checkpoint_files(ref) if "Git LFS pointer" in f.message]
+    if not lfs and not factory and mf.kind not in (folders.KERAS, folders.TFLITE):
+        tpl = Path(template) if template else find_template(mf)
+        if tpl is not None and not (mf.saved_model is not None and Path(tpl).resolve() == mf.saved_model.resolve()):
+            parts = [Path(tpl) / "saved_model.pb", Path(tpl) / "variables" / "variables.index"]
+            lfs += [folders.lfs_finding(p) for p in parts if p.is_file() and folders.is_lfs_pointer(p)]
+    if lfs:
+        raise UserError(lfs[0].message)
 
 
 def _load_built(mf: ModelFolder, plan, ref: CheckpointRef | None, label_map: LabelMap | None,

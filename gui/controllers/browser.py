@@ -1,4 +1,9 @@
-"""Browsing image files: the list, loading off the GUI thread, and detections from the engine (cached)."""
+"""Browsing image files: the list, loading off the GUI thread, and detections from the engine (cached).
+
+The list may show a subset of the opened images in another order (the evaluation's filters: images with a
+confusion, sorted by errors) with :meth:`ImageBrowser.show_only`; ``all_paths`` keeps every opened image.
+Detections known without the model (an evaluation's, computed at threshold 0) come from ``known``.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Callable
 
 from PySide6.QtCore import QObject, Signal
 
@@ -30,6 +36,7 @@ def _load(path):
 
 class ImageBrowser(QObject):
     image_shown = Signal(object)          # Path
+    files_listed = Signal(object)         # list[Path]: every image just opened
     detections_shown = Signal(object)     # kept Detections of the image on screen
     message = Signal(str)
 
@@ -40,14 +47,18 @@ class ImageBrowser(QObject):
         self.panel = panel
         self.bridge = bridge
         self.pool = pool
-        self.paths: list[Path] = []
+        self.all_paths: list[Path] = []        # every opened image
+        self.paths: list[Path] = []            # what the list shows, in its order
         self.index = -1
         self.image = None
+        self.shown: Path | None = None         # the image on screen (it may be filtered out of the list)
+        self.known: Callable[[Path], object] | None = None   # path -> Detections known without the model
+        self._relisting = False
         self.enabled = True                    # off while a live source owns the panel
         self._request = 0
         self._cache: OrderedDict[tuple, object] = OrderedDict()
         self._detecting = None
-        panel.file_chosen.connect(self.go)
+        panel.file_chosen.connect(self._chosen)
         session.model_ready.connect(self._model_changed)
 
     @property
@@ -64,9 +75,41 @@ class ImageBrowser(QObject):
         if not paths:
             self.message.emit("no images there")
             return
+        self.all_paths = list(paths)
         self.paths = list(paths)
         self.panel.set_files([p.name for p in self.paths])
+        self.files_listed.emit(list(self.all_paths))
         self.go(0)
+
+    def show_only(self, paths: list[Path] | None, captions: list[str] | None = None, *,
+                  keep_current: bool = True) -> None:
+        """List these of the opened images, in this order (None: all of them), named ``captions``.
+
+        With ``keep_current`` the image on screen stays (selected when it is listed); otherwise the first
+        listed image is shown.
+        """
+        self.paths = list(self.all_paths if paths is None else paths)
+        names = list(captions) if captions is not None else [p.name for p in self.paths]
+        shown = self.shown
+        rows = {p: i for i, p in enumerate(self.paths)}
+        row = rows.get(shown, -1) if shown is not None else -1
+        self._relisting = True
+        try:
+            self.panel.set_files(names, current=max(row, 0))
+            if row < 0:
+                self.panel.files.setCurrentRow(-1)
+        finally:
+            self._relisting = False
+        total = len(self.all_paths)
+        self.panel.files_title.setText(f"Images ({len(self.paths)} of {total})" if len(self.paths) != total
+                                       else f"Images ({total})" if total else "Images")
+        self.index = row
+        if not keep_current and self.paths and row != 0:
+            self.go(0)
+
+    def _chosen(self, row: int) -> None:
+        if not self._relisting:
+            self.go(row)
 
     def go(self, row: int) -> None:
         if not self.paths:
@@ -111,17 +154,22 @@ class ImageBrowser(QObject):
         if request != self._request or not self.enabled:
             return
         self.image = rgb
+        self.shown = path
         cached = self._cache.get(self._key(path))
+        if cached is None and self.known is not None:
+            cached = self.known(path)
         self.panel.set_image(rgb, path.name, cached)
         self.image_shown.emit(path)
         if cached is not None:
-            self._cache.move_to_end(self._key(path))
+            if self._key(path) in self._cache:
+                self._cache.move_to_end(self._key(path))
             self.detections_shown.emit(cached)
         else:
             self._detect(request, path, rgb)
 
     def _load_failed(self, request: int, exc: BaseException) -> None:
         if request == self._request:
+            self.shown = None
             self.panel.set_image(None)
             self.bridge.report(exc)
 

@@ -31,6 +31,8 @@ class ModelFlows(QObject):
         s.checkpoint_changed.connect(self.box.set_checkpoint)
         s.load_failed.connect(lambda line: self.problems.set_report(None, "not restored — " + line))
         s.read_failed.connect(lambda line: self.box.failed(self.session.path, line))
+        s.load_failed.connect(lambda _line: self.offer_models_below())
+        s.read_failed.connect(lambda _line: self.offer_models_below())
         s.load_refused.connect(self._load_refused)
         model_box.checkpoint_chosen.connect(self.choose_checkpoint)
 
@@ -60,6 +62,27 @@ class ModelFlows(QObject):
                                               "pipeline.config checkpoint);;All files (*)")
         if path:
             self.open(path)
+
+    def offer_models_below(self) -> None:
+        """The opened folder holds no model itself but models lie below it: let the user pick one (never
+        picked for them), then open it."""
+        from PySide6.QtWidgets import QInputDialog
+
+        from detscope.core.browse.discover import NoModelHere, check_opened
+
+        path = self.session.path
+        if path is None or not Path(path).is_dir():
+            return
+        try:
+            check_opened(path)
+        except NoModelHere as exc:
+            items = exc.choices()
+            choice, ok = QInputDialog.getItem(self._dialog_parent, "Models below this folder",
+                                              f"{exc.headline()}.\nOpen one of these:", items, 0, False)
+            if ok and choice in items:
+                self.open(exc.models[items.index(choice)].path)
+        except Exception:  # noqa: BLE001 - the failure was said already; nothing more to offer
+            return
 
     def choose_template(self) -> None:
         """Restore the open checkpoint into a SavedModel of the same architecture that the user picks."""
@@ -109,6 +132,7 @@ class ModelFlows(QObject):
         self.problems.set_findings(self.session.findings())
         self.image_panel.set_classes(self.session.class_names())
         self.show_restore_banner(model)
+        self._say_how_built()
 
     # --- only a complete restore runs unasked ----------------------------------------------------
     def show_restore_banner(self, model) -> None:
@@ -144,7 +168,6 @@ class ModelFlows(QObject):
             self.message.emit(f"loading {Path(exc.file).name} as you agreed")
             self.session.open(self.session.path, template=self.session.template,
                               **{**self.session.load_options, **exc.options})
-        self._say_how_built()
 
     def _say_how_built(self) -> None:
         """A model a builder made says so in the header: "built from pipeline.config with the Object Detection API"."""

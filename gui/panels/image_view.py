@@ -43,17 +43,25 @@ class LabelItem(QGraphicsItem):
 
     def __init__(self, text: str, colour: QColor, font: QFont, parent=None):
         super().__init__(parent)
-        self.text = text
-        self.colour = colour
         self.font = font
-        fm = QFontMetricsF(font)
-        self._above = QRectF(0, -fm.height() - 2, fm.horizontalAdvance(text) + 6, fm.height() + 2)
-        self._rect = self._above
-        self._ascent = fm.ascent()
+        self._rect = self._above = QRectF()
+        self.restyle(text, colour)
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations, True)
         self.setZValue(LABEL_Z)
+
+    def restyle(self, text: str, colour: QColor) -> None:
+        """Another text and colour (the evaluation marks a detection right or wrong); the tag stays where it is."""
+        below = self._rect != self._above
+        self.prepareGeometryChange()
+        self.text = text
+        self.colour = colour
+        fm = QFontMetricsF(self.font)
+        self._above = QRectF(0, -fm.height() - 2, fm.horizontalAdvance(text) + 6, fm.height() + 2)
+        self._rect = self._above.translated(0, self._above.height()) if below else self._above
+        self._ascent = fm.ascent()
         luminance = 0.299 * colour.red() + 0.587 * colour.green() + 0.114 * colour.blue()
         self._ink = QColor(Qt.GlobalColor.black if luminance > 140 else Qt.GlobalColor.white)
+        self.update()
 
     @property
     def height(self) -> float:

@@ -6,7 +6,8 @@ samples), shrinks its input to ``S`` pixels, builds the model with ``model_build
 trains two steps on random images, and saves ``ckpt-1`` and ``ckpt-2`` (or the last only) with ``CheckpointManager``
 (``tf.train.Checkpoint(step=, model=, optimizer=)``, as ``model_lib_v2`` does) into ``OUT/training``
 beside the config. It then exports the run with ``exporter_lib_v2.export_inference_graph`` into
-``OUT/exporter_output`` and writes what the export's ``serving_default`` returns for each image to
+the folder ``--export-to`` names (the tests keep it away from the training folder, where detscope would
+take it for a template) and writes what the export's ``serving_default`` returns for each image to
 ``OUT/export_detections.npz``.
 
 It runs as its own process (the OD API needs ``TF_USE_LEGACY_KERAS=1`` before TensorFlow is imported,
@@ -28,8 +29,6 @@ VENDOR = (REPO.parent / "shared" / "vendor" / "odapi").resolve()
 SAMPLES = VENDOR / "research" / "object_detection" / "configs" / "tf2"
 DETECTIONS = "export_detections.npz"
 DONE = "done"
-# Not where detscope looks for an export beside a training folder: the tests open the training folder alone.
-EXPORT = "exporter_output"
 
 
 def od_api_missing() -> str | None:
@@ -41,7 +40,7 @@ def od_api_missing() -> str | None:
 
 
 def start(config: Path, out: Path, size: int, images: list[Path], num_classes: int | None = None,
-          strip_keypoints: bool = False, checkpoints: int = 2, export: bool = True) -> subprocess.Popen | None:
+          strip_keypoints: bool = False, checkpoints: int = 2, export: Path | None = None) -> subprocess.Popen | None:
     """Start a run in its own process (None when ``out`` is already made)."""
     if (out / DONE).is_file():
         return None
@@ -51,8 +50,7 @@ def start(config: Path, out: Path, size: int, images: list[Path], num_classes: i
         argv += ["--num-classes", str(num_classes)]
     if strip_keypoints:
         argv.append("--strip-keypoints")
-    if not export:
-        argv.append("--no-export")
+    argv += ["--export-to", str(export)] if export else ["--no-export"]
     argv += ["--checkpoints", str(checkpoints)]
     argv += ["--images", *map(str, images)]
     env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="3")
@@ -97,6 +95,7 @@ def main(argv=None) -> int:
     p.add_argument("--strip-keypoints", action="store_true")
     p.add_argument("--checkpoints", type=int, default=2, help="save after each of the last N of 2 steps")
     p.add_argument("--no-export", action="store_true")
+    p.add_argument("--export-to", help="where the export goes")
     p.add_argument("--images", nargs="*", default=[])
     args = p.parse_args(argv)
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
@@ -150,8 +149,8 @@ def main(argv=None) -> int:
         (out / DONE).write_text("trained\n")
         return 0
 
-    exporter_lib_v2.export_inference_graph("image_tensor", pipe, str(training), str(out / EXPORT))
-    serve = tf.saved_model.load(str(out / EXPORT / "saved_model")).signatures["serving_default"]
+    exporter_lib_v2.export_inference_graph("image_tensor", pipe, str(training), args.export_to)
+    serve = tf.saved_model.load(str(Path(args.export_to) / "saved_model")).signatures["serving_default"]
     results = {}
     for i, path in enumerate(args.images):
         image = load_image(path)

@@ -77,6 +77,8 @@ def runs(tmp_path_factory):
     root = Path(os.environ["DETSCOPE_ODAPI_RUNS"]) if os.environ.get("DETSCOPE_ODAPI_RUNS") else \
         tmp_path_factory.mktemp("odapi")
     images = _images(root / "images")
+    # The exports are kept where detscope does not look for a template: it must build from pipeline.config.
+    runs_dir, serving = root / "runs", root / "serving"
     pending = list(RUNS)
     running: dict[str, object] = {}
     done: dict[str, Path] = {}
@@ -84,10 +86,10 @@ def runs(tmp_path_factory):
     def launch(name: str) -> None:
         pending.remove(name)
         cfg, size, nc, strip, checkpoints = RUNS[name]
-        running[name] = oa.start(cfg, root / name, size, images, nc, strip, checkpoints)
+        running[name] = oa.start(cfg, runs_dir / name, size, images, nc, strip, checkpoints, serving / name)
 
     def finish(name: str) -> None:
-        done[name] = oa.finish(running.pop(name), root / name)
+        done[name] = oa.finish(running.pop(name), runs_dir / name)
 
     def get(name: str) -> Path:
         while name not in done:
