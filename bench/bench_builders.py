@@ -55,7 +55,8 @@ def _make_run(root: Path, image: Path) -> Path:
     import odapi_artifacts as oa
 
     car = REPO.parent / "shared" / "realdata" / "car-ssd-fpnlite-training" / "models" / "my_ssd_mobnet"
-    config = car / "pipeline.config" if car.is_dir() else oa.SAMPLES / "ssd_mobilenet_v2_fpnlite_320x320_coco17_tpu-8.config"
+    sample = oa.SAMPLES / "ssd_mobilenet_v2_fpnlite_320x320_coco17_tpu-8.config"
+    config = car / "pipeline.config" if car.is_dir() else sample
     out = root / "run"
     oa.finish(oa.start(config, out, 320, [image], num_classes=1), out)
     return out / "training"

@@ -8,6 +8,7 @@ bundled demo model, grabs the X screen (what a user would see, not a widget rend
 
 - ``main.png``: the demo model, its restore report and detections on a test image;
 - ``tree-filter.png``: the model tree with a filter typed, a variable's statistics and histogram;
+- ``eval.png``: the test images evaluated against their ground truth, a confusion cell's images listed;
 - ``video.png``: a video file as a live source, with detections and the camera/inference numbers.
 
 Each file is kept under 300 KB (quantised to a palette when a full-colour PNG would be larger).
@@ -138,6 +139,19 @@ def render(demo: Path, out: Path) -> None:
     window.tree.filter.setFocus()
     _save(app, out / "tree-filter.png")
     window.tree.filter.clear()
+
+    flows = window.evaluation
+    _wait(app, lambda: flows.truth is not None, 60, "the ground truth beside the test images")
+    flows.start()
+    _wait(app, lambda: flows.result is not None, 180, "the evaluation")
+    ev = flows.result.evaluator
+    matrix = ev.confusion(panel.threshold, flows.panel.iou_value).matrix
+    cells = [(int(matrix[r, c]), r, c) for r in range(len(matrix)) for c in range(len(matrix)) if r != c]
+    _, r, c = max(cells)
+    flows.panel.filter_cell(r, c)                 # what a click on the cell does
+    _wait(app, lambda: window.browser.paths and window.browser.shown == window.browser.paths[0]
+          and panel.kept is not None, 60, "the first image of the confusion cell")
+    _save(app, out / "eval.png")
 
     video = _video_from(images[:6], scratch / "demo.avi")
     shown = []

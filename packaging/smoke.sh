@@ -9,11 +9,13 @@
 # 2. `detscope detect` on the demo's 36 test images: exit 0, one header line per image, detections with
 #    scores printed; with strace present, that no file was opened from a Python installation (a venv,
 #    site-packages, the build machine's Python) while doing so.
+#    Then `detscope eval` on the demo: its COCO AP50 (faster-coco-eval) is metrics.json's 0.944.
 # 3. Where .venv exists (the build machine): a Keras 3 file, a Keras 2 HDF5 file only tf_keras reads, and
 #    the demo converted to .tflite (LiteRT), made by packaging/smoke_models.py; `detscope detect` on each.
 # 4. `detscope-gui --exit-when-shown` under xvfb-run: exit 0 and "window-shown" printed (skipped, saying
-#    so, where xvfb-run is missing). --screenshot FILE also opens the demo in the window, waits for its
-#    detections and saves the X screen (needs ImageMagick's `import`).
+#    so, where xvfb-run is missing). --screenshot FILE.png also opens the demo in the window, then kiosk
+#    mode on its test images, waits SMOKE_SHOT_WAIT (30) s for each to detect and saves the X screen to
+#    FILE.png and FILE-kiosk.png (needs ImageMagick's `import`).
 # --compare: start-up times of the frozen app against .venv's (5 runs each, median, warm file cache).
 set -euo pipefail
 
@@ -22,7 +24,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --screenshot) SHOT=$(realpath -m "$2"); shift 2 ;;
     --compare) COMPARE=1; shift ;;
-    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
     *) APP=$1; shift ;;
   esac
 done
@@ -76,6 +78,12 @@ else
   echo "smoke: skip the check of opened files (no strace)"
 fi
 
+# 2b. eval: the demo's COCO figures (faster-coco-eval), as resources/demo/metrics.json has them
+t=$(now)
+bare "$CLI" eval "$DEMO" "$DEMO/test/images" >"$tmp/out" 2>"$tmp/err" || fail "detscope eval exited $?"
+grep -q "AP50 0.944" "$tmp/out" || { head -3 "$tmp/out" >&2; fail "eval: the demo's COCO AP50 is not 0.944"; }
+ok "detscope eval demo: $(grep -m1 '^COCO' "$tmp/out") ($(took "$t") s)"
+
 # 3. Keras 3, tf_keras and LiteRT models (made with the venv, run by the app)
 if [ -x "$REPO/.venv/bin/python" ]; then
   "$REPO/.venv/bin/python" "$REPO/packaging/smoke_models.py" "$tmp/models" >"$tmp/err" 2>&1 || fail "smoke_models.py failed"
@@ -104,18 +112,26 @@ if command -v xvfb-run >/dev/null 2>&1; then
   ok "detscope-gui under Xvfb: $(grep '^window-shown' "$tmp/out") (process: $(took "$t") s with Xvfb's start)"
   if [ -n "$SHOT" ]; then
     command -v import >/dev/null 2>&1 || fail "--screenshot needs ImageMagick's import (apt-get install -y imagemagick)"
+    # the window on the demo (no arguments), then kiosk mode on its test images: FILE.png, FILE-kiosk.png
+    KSHOT=${SHOT%.png}-kiosk.png
+    mkdir -p "$(dirname "$SHOT")"
     cat > "$tmp/shot.sh" <<EOF
 #!/usr/bin/env bash
-"$GUI" >"$tmp/gui.log" 2>&1 &
-pid=\$!
-sleep \${SMOKE_SHOT_WAIT:-30}       # the demo model loads, restores and detects on the first image
-import -window root "$SHOT"
-kill \$pid; wait \$pid || true
+shot() {   # shot FILE COMMAND...: start the app, let the model load and detect, grab the X screen
+  local out=\$1; shift
+  "\$@" >>"$tmp/gui.log" 2>&1 &
+  local pid=\$!
+  sleep ${SMOKE_SHOT_WAIT:-30}
+  import -window root "\$out"
+  kill \$pid; wait \$pid || true
+}
+shot "$SHOT" "$GUI"
+shot "$KSHOT" "$GUI" --kiosk "$DEMO" --source "$DEMO/test/images"
 EOF
     chmod +x "$tmp/shot.sh"
-    bare SMOKE_SHOT_WAIT="${SMOKE_SHOT_WAIT:-30}" xvfb-run -a -s "-screen 0 1400x900x24" "$tmp/shot.sh"
-    [ -s "$SHOT" ] || fail "no screenshot written"
-    ok "screenshot of the frozen window: $SHOT"
+    bare xvfb-run -a -s "-screen 0 1400x900x24" "$tmp/shot.sh"
+    [ -s "$SHOT" ] && [ -s "$KSHOT" ] || fail "no screenshot written"
+    ok "screenshots of the frozen app: $SHOT, $KSHOT"
   fi
 else
   echo "smoke: skip the window (no xvfb-run: apt-get install -y xvfb)"

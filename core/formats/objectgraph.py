@@ -329,6 +329,8 @@ def traverse(edges: list[list[tuple[str, int]]], root: int = 0, blocked: set[int
             continue
         base = path[here]
         for local, child in edges[here]:
+            if not isinstance(local, str):  # protobuf hands a name that is not UTF-8 over as bytes
+                raise ObjectGraphError(f"node {here} names a child with bytes that are not UTF-8 text")
             if path[child] is None:
                 depth[child] = depth[here] + 1
                 if depth[child] > MAX_DEPTH:
@@ -370,7 +372,10 @@ def decode(data: bytes):
 def parse_object_graph(data: bytes) -> ObjectGraph:
     """Decode ``_CHECKPOINTABLE_OBJECT_GRAPH`` bytes into an :class:`ObjectGraph`."""
     with no_gc_pauses():
-        return _parse_object_graph(data)
+        try:
+            return _parse_object_graph(data)
+        except (UnicodeDecodeError, TypeError) as exc:  # a name that is not UTF-8 (protobuf gives bytes)
+            raise ObjectGraphError(f"a name in it is not UTF-8 text ({type(exc).__name__})") from exc
 
 
 def _count_objects(data: bytes, limit: int) -> int:

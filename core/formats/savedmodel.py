@@ -638,9 +638,34 @@ def read_saved_model(path) -> SavedModelInfo:
             metas = [_meta_graph(m) for m in proto.meta_graphs]
     except SavedModelError as exc:
         raise SavedModelError(f"{pb}: {exc}") from exc
+    except (UnicodeDecodeError, TypeError) as exc:  # a name that is not UTF-8, met on the way
+        raise SavedModelError(f"{pb}: corrupt: a name in it is not UTF-8 text ({type(exc).__name__})") from exc
+    if _has_bytes(metas):  # protobuf hands a proto2 string that is not UTF-8 over as bytes
+        raise SavedModelError(f"{pb}: corrupt: a name in it is not UTF-8 text")
     index = folder / VARIABLES_INDEX
     return SavedModelInfo(path=str(folder), schema_version=proto.saved_model_schema_version, meta_graphs=metas,
                           variables_index=str(index) if index.is_file() else None)
+
+
+def _has_bytes(value) -> bool:
+    """Whether ``bytes`` hide anywhere in what was read (dataclasses, lists, dicts; each object once)."""
+    seen: set[int] = set()
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, (bytes, bytearray)):
+            return True
+        if isinstance(v, (str, int, float, bool)) or v is None or id(v) in seen:
+            continue
+        seen.add(id(v))
+        if isinstance(v, dict):
+            stack.extend(v.keys())
+            stack.extend(v.values())
+        elif isinstance(v, (list, tuple, set, frozenset)):
+            stack.extend(v)
+        elif hasattr(v, "__dataclass_fields__"):
+            stack.extend(getattr(v, f) for f in v.__dataclass_fields__)
+    return False
 
 
 # --- variables ↔ checkpoint keys -------------------------------------------------------------

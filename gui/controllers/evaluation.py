@@ -28,6 +28,7 @@ from detscope.core.app.host import Latest
 from ..panels.eval_panel import ALL, CELL, SORT_ERRORS, WITH_ERRORS, EvalPanel
 from ..panels.image_panel import ImagePanel
 from ..panels.truth_overlay import Ghost, PredictionMark, TruthMark, TruthOverlay
+from ..qt import style
 from ..qt.bridge import Bridge
 from .browser import ImageBrowser
 from .session import ModelSession
@@ -93,6 +94,7 @@ class EvaluationFlows(QObject):
         self._pending = False               # Evaluate asked for before the model or ground truth was ready
         self._threshold = image_panel.threshold
         self._dock_sized = False
+        self._truth_line = ""
 
         browser.files_listed.connect(self._images_opened)
         browser.known = self._known
@@ -136,9 +138,10 @@ class EvaluationFlows(QObject):
             self._pending = False
         else:
             total = len(self.browser.all_paths)
-            unmapped = f"; {truth.unmapped_line()}" if truth.unmapped else ""
-            self.panel.set_truth(f"Ground truth: <b>{truth.format}</b> from {truth.source} — {annotated} of {total} "
-                                 f"images annotated, {truth.objects} objects{unmapped}")
+            # (its class names meet the model's label map when it is evaluated: which do not map is said then)
+            self._truth_line = (f"Ground truth: <b>{truth.format}</b> from {truth.source} — {annotated} of {total} "
+                                f"images annotated, {truth.objects} objects")
+            self.panel.set_truth(self._truth_line)
             self.message.emit(f"ground truth: {truth.format}, {annotated} of {total} images annotated, "
                               f"{truth.objects} objects — Model ▸ Evaluate (Ctrl+E) tests the model on them")
             self._show_dock()
@@ -158,11 +161,15 @@ class EvaluationFlows(QObject):
         self._show_dock()
         self.truth_ready.emit(None)
 
-    def _show_dock(self) -> None:
+    def _show_dock(self, front: bool = False) -> None:
+        """Ground truth found: the panel's tab appears beside the problems (which stay in front, with the
+        restore report); an evaluation brings it to the front, with room for its tables."""
         dock = self.dock
-        if dock is None or dock.isVisible():
+        if dock is None:
             return
         dock.show()
+        if not front:
+            return
         dock.raise_()
         window = dock.parentWidget()
         if not self._dock_sized and hasattr(window, "resizeDocks"):
@@ -219,6 +226,7 @@ class EvaluationFlows(QObject):
                                           summary=model)
         self._task = self.bridge.track(f"Evaluating {len(paths)} images", job.future, cancel=job.cancel)
         self.panel.set_running(0, len(paths))
+        self._show_dock(front=True)
         self.message.emit(f"evaluating {model.path.name} on {len(paths)} images…")
         self.bridge.watch(job.future, lambda result: self._detected(token, generation, result),
                           lambda exc: self._failed(token, exc), lambda: self._cancelled(token))
@@ -249,6 +257,8 @@ class EvaluationFlows(QObject):
             return
         future = self.pool.submit(_metrics, result, self.panel.iou_value)
         self._task = self.bridge.track("Computing COCO metrics and curves", future)
+        n = len(result.evaluator.items)
+        self.panel.set_running(n, n, "computing the metrics…", cancellable=False)
         self.bridge.watch(future, lambda r: self._finished(token, generation, r),
                           lambda exc: self._failed(token, exc))
 
@@ -272,7 +282,12 @@ class EvaluationFlows(QObject):
         secs = sum(result.seconds.values())
         cached = f", {result.cached} from the cache" if result.cached else ""
         figure = f": mAP@0.5 {ap50:.3f}" if ap50 is not None and ap50 >= 0 else ""
-        self.message.emit(f"evaluated {len(ev.items)} images in {secs:.1f} s{cached}{figure}")
+        model = result.model
+        ckpt = f" ({model.checkpoint_name})" if model.checkpoint_name else ""
+        unmapped = f"<br><span style='color: {style.WARNING}'>{result.truth.unmapped_line()}</span>" \
+            if result.truth.unmapped else ""
+        self.panel.set_truth(f"{self._truth_line}. Evaluated: <b>{model.path.name}</b>{ckpt} on {len(ev.items)} "
+                             f"images in {secs:.1f} s{cached}.{unmapped}")
         # The image on screen shows the evaluated detections (the same rows the verdicts are about).
         shown = self.browser.shown
         if shown in self._index and self.image_panel.image is not None:
@@ -281,6 +296,8 @@ class EvaluationFlows(QObject):
                 self.image_panel.set_detections(dets)
         self.relist(keep_current=True)
         self.refresh_overlay()
+        self.message.emit(f"evaluated {len(ev.items)} images in {secs:.1f} s{cached}{figure} — click a confusion "
+                          f"cell or an error type to list its images")
         self.evaluated.emit(result)
 
     def _failed(self, token: int, exc: BaseException) -> None:
@@ -310,6 +327,8 @@ class EvaluationFlows(QObject):
         self._task = None
         self._pending = False
         self.panel.set_running(None)
+        if self.truth is not None:
+            self.panel.set_truth(self._truth_line)
         if self.result is not None:
             self.result = None
             self._index = {}
@@ -419,7 +438,9 @@ class EvaluationFlows(QObject):
             if k is None:
                 captions.append(f"{name}   (no ground truth)")
             elif c.image_fp[k] or c.image_fn[k]:
-                captions.append(f"{name}   FP {int(c.image_fp[k])} · FN {int(c.image_fn[k])}")
+                fp, fn = int(c.image_fp[k]), int(c.image_fn[k])
+                captions.append(f"{name}   " + " · ".join(s for s in (f"{fp} FP" if fp else "",
+                                                                      f"{fn} FN" if fn else "") if s))
             else:
                 captions.append(name)
         self.browser.show_only([Path(ev.items[i].path) for i in rows], captions, keep_current=keep_current)
@@ -491,13 +512,15 @@ class EvaluationFlows(QObject):
             return None
         missed = {e.truth: e for e in errors.fn}
         marks = []
-        for r, (box, name) in enumerate(zip(item.truth.boxes, item.truth.names)):
+        for r, (box, name, cid) in enumerate(zip(item.truth.boxes, item.truth.names, item.truth.class_ids)):
             status = errors.truth_status[r]
-            note = ""
+            name = ev.label(int(cid)) if int(cid) >= 0 else f"{name} (not in the label map)"
+            note, kind = "", ""
             if status == "fn" and r in missed:
                 e = missed[r]
+                kind = e.kind
                 note = f"{e.kind}: {e.reason}" if e.reason else e.kind
-            marks.append(TruthMark(tuple(float(v) for v in box), name, status, note))
+            marks.append(TruthMark(tuple(float(v) for v in box), name, status, note, kind))
         predictions = None
         if kept is not None and visible is not None and self._same(kept, item.detections):
             kinds = {e.detection: e.kind for e in errors.fp}

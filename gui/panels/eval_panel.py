@@ -33,7 +33,7 @@ ERROR_ROWS = (
     ("duplicate", "a second detection of a box already found"),
 )
 SORT_ERRORS, SORT_FILES = "errors", "files"
-ALL_COLOUR = QColor(230, 230, 230)
+ALL_COLOUR = None          # every class together: drawn in the palette's text colour, dashed
 
 
 def _f(v, digits: int = 3) -> str:
@@ -57,8 +57,10 @@ class _Table(QAbstractTableModel):
     def set_rows(self, rows: list[tuple], headers: list[str] | None = None) -> None:
         headers = list(headers) if headers is not None else self.headers
         if len(rows) == len(self.rows) and headers == self.headers and rows:
+            changed = [i for i, (a, b) in enumerate(zip(rows, self.rows)) if a != b]
             self.rows = rows
-            self.dataChanged.emit(self.index(0, 0), self.index(len(rows) - 1, self.columnCount() - 1))
+            if changed:             # only those rows repaint (a slider step changes a few numbers)
+                self.dataChanged.emit(self.index(changed[0], 0), self.index(changed[-1], self.columnCount() - 1))
             return
         self.beginResetModel()
         self.rows, self.headers = rows, headers
@@ -217,35 +219,113 @@ class CurveChart(QWidget):
         super().__init__(parent)
         self.kind = kind
         self.curves: list[tuple[str, QColor, object]] = []     # (name, colour, core Curve)
+        self._paths: list[QPainterPath] = []
+        self._background: QPixmap | None = None
         self.threshold = 0.5
         self.setMinimumSize(QSize(200, 150))
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
 
     def set_curves(self, curves: list[tuple[str, QColor, object]]) -> None:
+        """``(name, colour or None for the text colour, core Curve)``; each is drawn as a path in a unit
+        square, made here once (a threshold change only moves the dots)."""
+        if [(n, id(c)) for n, _, c in curves] == [(n, id(c)) for n, _, c in self.curves]:
+            return
         self.curves = curves
+        self._paths = [self._unit_path(curve) for _, _, curve in curves]
+        self._background = None
         self.update()
+
+    def _unit_path(self, curve) -> QPainterPath:
+        """The curve in a unit square, y down (x: recall or threshold; 1 - y: precision or F1)."""
+        xs, ys = self._xy(curve)
+        path = QPainterPath()
+        if not len(xs):
+            return path
+        step = max(1, len(xs) // 400)
+        if self.kind == "pr":              # from the best score down: start it at recall 0
+            path.moveTo(0.0, 1 - float(ys[0]))
+            path.lineTo(float(xs[0]), 1 - float(ys[0]))
+        else:
+            path.moveTo(float(xs[0]), 1 - float(ys[0]))
+        for x, y in zip(xs[::step], ys[::step]):
+            path.lineTo(float(x), 1 - float(y))
+        path.lineTo(float(xs[-1]), 1 - float(ys[-1]))
+        return path
 
     def set_threshold(self, threshold: float) -> None:
         self.threshold = threshold
         self.update()
+
+    def _legend_lines(self, fm) -> int:
+        lines, x, left = 1, 0, fm.horizontalAdvance("0.0") + 10
+        for name, _, _ in self.curves:
+            w = 16 + fm.horizontalAdvance(name) + 10
+            if left + x + w > self.width() and x > 0:
+                lines, x = lines + 1, 0
+            x += w
+        return lines
 
     def _xy(self, curve):
         if self.kind == "pr":
             return curve.recall, curve.precision
         return curve.scores, curve.f1
 
-    def paintEvent(self, event) -> None:
-        p = QPainter(self)
-        p.setRenderHint(QPainter.RenderHint.Antialiasing)
-        fm = p.fontMetrics()
+    def _plot(self, fm) -> QRectF:
         left, right, top, bottom = fm.horizontalAdvance("0.0") + 10, 8, fm.height() + 4, fm.height() + 8
-        legend = fm.height() + 2
-        plot = QRectF(left, top, max(10, self.width() - left - right),
-                      max(10, self.height() - top - bottom - legend))
+        legend = self._legend_lines(fm) * fm.height() + 2
+        return QRectF(left, top, max(10, self.width() - left - right), max(10, self.height() - top - bottom - legend))
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._background = None
+
+    def changeEvent(self, event) -> None:
+        super().changeEvent(event)
+        self._background = None          # palette or font
+
+    def paintEvent(self, event) -> None:
+        """The grid, the curves and the legend come from a pixmap made once per size and set of curves;
+        only the threshold's marks are painted each time the slider moves."""
+        ratio = self.devicePixelRatioF()
+        if self._background is None:
+            pix = QPixmap(int(self.width() * ratio), int(self.height() * ratio))
+            pix.setDevicePixelRatio(ratio)
+            pix.fill(Qt.GlobalColor.transparent)
+            bp = QPainter(pix)
+            bp.setRenderHint(QPainter.RenderHint.Antialiasing)
+            bp.setFont(self.font())
+            self._paint_background(bp)
+            bp.end()
+            self._background = pix
+        p = QPainter(self)
+        p.drawPixmap(0, 0, self._background)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        plot = self._plot(p.fontMetrics())
+
+        def at(x: float, y: float) -> QPointF:
+            return QPointF(plot.left() + x * plot.width(), plot.bottom() - y * plot.height())
+
+        if self.kind == "f1":
+            p.setPen(QPen(QColor(style.TEXT_DIM), 1, Qt.PenStyle.DashLine))
+            p.drawLine(at(self.threshold, 0), at(self.threshold, 1))
+        ink = self.palette().windowText().color()
+        for name, colour, curve in self.curves:
+            xs, ys = self._xy(curve)
+            i = int((curve.scores >= self.threshold).sum()) - 1      # the last score kept
+            if i >= 0:
+                p.setBrush(colour or ink)
+                p.setPen(QPen(QColor(0, 0, 0), 1))
+                p.drawEllipse(at(float(xs[i]), float(ys[i])), 3.5, 3.5)
+        p.end()
+
+    def _paint_background(self, p: QPainter) -> None:
+        fm = p.fontMetrics()
+        plot = self._plot(fm)
+        left, bottom = plot.left(), fm.height() + 8
         text = QColor(style.TEXT_DIM)
-        title = "Precision / recall" if self.kind == "pr" else "F1 / score threshold"
-        p.setPen(self.palette().windowText().color())
-        p.drawText(QPointF(left, fm.ascent() + 1), title)
+        ink = self.palette().windowText().color()
+        p.setPen(ink)
+        p.drawText(QPointF(left, fm.ascent() + 1), "Precision / recall" if self.kind == "pr" else "F1 / score threshold")
 
         def at(x: float, y: float) -> QPointF:
             return QPointF(plot.left() + x * plot.width(), plot.bottom() - y * plot.height())
@@ -261,47 +341,35 @@ class CurveChart(QWidget):
                        int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter), f"{v:.1f}")
             p.drawText(QRectF(at(v, 0).x() - 20, plot.bottom() + 2, 40, fm.height()),
                        int(Qt.AlignmentFlag.AlignCenter), f"{v:.1f}")
-        if self.kind == "f1":
-            pen = QPen(QColor(style.TEXT_DIM), 1, Qt.PenStyle.DashLine)
-            p.setPen(pen)
-            p.drawLine(at(self.threshold, 0), at(self.threshold, 1))
         if not self.curves:
             p.setPen(text)
             p.drawText(plot, int(Qt.AlignmentFlag.AlignCenter), "evaluate to see the curves")
-        for name, colour, curve in self.curves:
-            xs, ys = self._xy(curve)
-            if not len(xs):
-                continue
-            step = max(1, len(xs) // 400)
-            path = QPainterPath(at(float(xs[0]), float(ys[0])))
-            if self.kind == "pr":            # a curve from the best score down: start it at recall 0
-                path = QPainterPath(at(0.0, float(ys[0])))
-                path.lineTo(at(float(xs[0]), float(ys[0])))
-            for x, y in zip(xs[::step], ys[::step]):
-                path.lineTo(at(float(x), float(y)))
-            path.lineTo(at(float(xs[-1]), float(ys[-1])))
-            pen = QPen(colour, 2.0 if name == "All classes" else 1.5)
+        for (name, colour, _), path in zip(self.curves, self._paths):
+            pen = QPen(colour or ink, 2.0 if name == "All classes" else 1.5)
+            pen.setCosmetic(True)
             if name == "All classes":
                 pen.setStyle(Qt.PenStyle.DashLine)
+            p.save()
+            p.translate(plot.topLeft())
+            p.scale(plot.width(), plot.height())
             p.setPen(pen)
             p.setBrush(Qt.BrushStyle.NoBrush)
             p.drawPath(path)
-            # the operating point: the last score at or above the threshold
-            i = int((curve.scores >= self.threshold).sum()) - 1
-            if i >= 0:
-                p.setBrush(colour)
-                p.setPen(QPen(QColor(0, 0, 0), 1))
-                p.drawEllipse(at(float(xs[i]), float(ys[i])), 3.5, 3.5)
-        # legend
-        x = left
-        y = self.height() - legend + fm.ascent() - 2
+            p.restore()
+        # the legend, on as many lines as it takes
+        x, y = left, plot.bottom() + bottom + fm.ascent()
         for name, colour, _ in self.curves:
-            p.setPen(QPen(colour, 3))
+            w = 16 + fm.horizontalAdvance(name) + 10
+            if x + w > self.width() and x > left:
+                x, y = left, y + fm.height()
+            pen = QPen(colour or ink, 3)
+            if name == "All classes":
+                pen.setStyle(Qt.PenStyle.DashLine)
+            p.setPen(pen)
             p.drawLine(QPointF(x, y - fm.ascent() / 3), QPointF(x + 12, y - fm.ascent() / 3))
             p.setPen(text)
             p.drawText(QPointF(x + 16, y), name)
-            x += 16 + fm.horizontalAdvance(name) + 12
-        p.end()
+            x += w
 
 
 def _swatch(colour: QColor) -> QIcon:
@@ -317,7 +385,10 @@ def _table(model, parent) -> QTableView:
     view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
     view.verticalHeader().setVisible(False)
     view.verticalHeader().setDefaultSectionSize(view.fontMetrics().height() + 6)
-    view.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+    # sized to the contents when the rows are new, not at every slider step (that measures every cell again)
+    view.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+    model.modelReset.connect(view.resizeColumnsToContents)
+    view.resizeColumnsToContents()
     view.setHorizontalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
     return view
 
@@ -366,7 +437,8 @@ class EvalPanel(QWidget):
                                         "ground truth (Model ▸ Evaluate, Ctrl+E)")
         self.evaluate_button.clicked.connect(self.evaluate_requested)
         self.progress = QProgressBar(self)
-        self.progress.setMaximumWidth(220)
+        self.progress.setMinimumWidth(200)
+        self.progress.setMaximumWidth(320)
         self.progress.setVisible(False)
         self.cancel_button = QPushButton("Cancel", self)
         self.cancel_button.setVisible(False)
@@ -469,18 +541,26 @@ class EvalPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.split)
+        self._sized = False
         self._set_enabled(False)
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if not self._sized and self.width() > 300:      # the first time it has room: share it out
+            self._sized = True
+            w = self.split.width()
+            self.split.setSizes([int(w * 0.42), int(w * 0.29), int(w * 0.29)])
 
     # --- what is shown -----------------------------------------------------------------------------
     def set_truth(self, text: str) -> None:
         """One line about the ground truth (what was found beside the images, or that nothing was)."""
         self.about.setText(text)
 
-    def set_running(self, done: int | None, total: int = 0, text: str = "") -> None:
+    def set_running(self, done: int | None, total: int = 0, text: str = "", cancellable: bool = True) -> None:
         """Progress while an evaluation runs; ``done`` None when it has stopped."""
         running = done is not None
         self.progress.setVisible(running)
-        self.cancel_button.setVisible(running)
+        self.cancel_button.setVisible(running and cancellable)
         self.evaluate_button.setEnabled(not running)
         if running:
             self.progress.setRange(0, max(total, 1))

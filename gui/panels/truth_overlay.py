@@ -35,6 +35,7 @@ class TruthMark:
     name: str
     status: str = "truth"
     note: str = ""                   # why it was missed, for the tooltip
+    kind: str = ""                   # a missed box's error type ("missed", or the wrong detection's type on it)
 
 
 @dataclass(frozen=True)
@@ -112,7 +113,8 @@ class TruthOverlay:
             self.items.append(item)
             self.truth.append(item)
             if mark.status == "fn" and self.view.show_labels:
-                tag = LabelItem(f"missed {mark.name}", FN_COLOUR, self.view.label_font)
+                also = f" ({mark.kind})" if mark.kind and mark.kind != "missed" else ""
+                tag = LabelItem(f"missed {mark.name}{also}", FN_COLOUR, self.view.label_font)
                 tag.setPos(float(mark.box[0]), float(mark.box[3]))
                 tag.place(below=True)
                 tag.setToolTip(mark.note)

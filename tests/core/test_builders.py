@@ -313,7 +313,8 @@ def test_without_the_od_api_one_line_says_what_to_install_and_the_export_command
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), out.stderr
     line = lines[0]
-    assert "pipeline.config is built with the TensorFlow Object Detection API, which is not installed" in line
+    assert line.startswith("error: my_ssd_mobnet/pipeline.config is built with the TensorFlow Object Detection "
+                           f"API, which is not installed for {sys.executable} ")
     assert "(it is not on PyPI; install it from the models repository: git clone --depth 1 " \
            "https://github.com/tensorflow/models && cd models/research && protoc object_detection/protos/*.proto " \
            "--python_out=. && cp object_detection/packages/tf2/setup.py . && " in line

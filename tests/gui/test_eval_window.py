@@ -85,11 +85,13 @@ def all_row(panel) -> dict:
 def test_the_panel_shows_what_detscope_eval_prints(qtbot, window, demo, cli_eval, qtmodeltester):
     open_demo(qtbot, window, demo)
     flows, panel = window.evaluation, window.evaluation.panel
-    assert window.eval_dock.isVisible()
+    # the panel's tab is there, behind the problems and restore report until an evaluation brings it forward
+    assert window.eval_dock.toggleViewAction().isChecked() and window.problems_dock.isVisible()
     assert flows.truth.format == "voc" and "36 of 36 images annotated" in panel.about.text()
     seen = []
     window.bridge.tasks_changed.connect(lambda: seen.append(window.task_status.label.text()))
     result = evaluate(qtbot, window)
+    assert window.eval_dock.isVisible()
     # progress in the status bar while it ran
     assert any(t.startswith("Evaluating 36 images") for t in seen), seen
     assert any("/36 images" in t for t in seen), seen
@@ -119,7 +121,8 @@ def test_the_panel_shows_what_detscope_eval_prints(qtbot, window, demo, cli_eval
     # after an evaluation the list is ordered most errors first, as core ranks the images
     worst = [Path(ev.items[i].path) for i in ev.worst_images(0.5, 0.5)]
     assert window.browser.paths == worst
-    assert window.image_panel.files.item(0).text().startswith(worst[0].name + "   FP ")
+    first = ev.image_errors(ev.worst_images(0.5, 0.5)[0], 0.5, 0.5)
+    assert window.image_panel.files.item(0).text() == f"{worst[0].name}   {len(first.fp)} FP · {len(first.fn)} FN"
 
 
 def test_the_counts_follow_the_threshold_as_core_counts_them(qtbot, window, demo, calls):
@@ -245,3 +248,23 @@ def test_an_evaluation_can_be_cancelled_from_the_status_bar(qtbot, window, demo)
     qtbot.waitUntil(lambda: not window.evaluation.running, timeout=10_000)
     assert "cancelled" in window.status_line.text()
     assert window.evaluation.panel.evaluate_button.isEnabled()
+
+
+def test_an_evaluation_belongs_to_the_checkpoint_it_tested(qtbot, window, demo):
+    """A checkpoint switch drops the evaluation; the next one tests (and caches under) the new checkpoint."""
+    open_demo(qtbot, window, demo)
+    first = evaluate(qtbot, window)
+    assert first.model.checkpoint_name == "ckpt-5"
+    with qtbot.waitSignal(window.evaluation.evaluated, timeout=LOAD_TIMEOUT_MS) as dropped:
+        window.model.choose_checkpoint("ckpt-3")
+    assert dropped.args[0] is None and window.evaluation.result is None
+    assert window.browser.paths == window.browser.all_paths          # the list is whole again
+    qtbot.waitUntil(lambda: not window.session.busy and window.session.model.checkpoint_name == "ckpt-3",
+                    timeout=LOAD_TIMEOUT_MS)
+    second = evaluate(qtbot, window)
+    assert second.model.checkpoint_name == "ckpt-3"
+    assert second.cached == 0, "ckpt-3's detections were taken from ckpt-5's cache"
+    ev1, ev3 = first.evaluator, second.evaluator
+    same = [len(a.detections) == len(b.detections) and np.allclose(a.detections.scores, b.detections.scores)
+            for a, b in zip(ev1.items, ev3.items)]
+    assert not all(same)

@@ -99,8 +99,8 @@ def missing_message(plan: BuildPlan) -> str:
     """One line: what to install, and the alternative (export with the OD API elsewhere, or a template)."""
     config = plan.config.resolve()
     ckpt_dir = _checkpoint_dir(plan.folder).resolve()
-    return (f"{plan.config.name} is built with the TensorFlow Object Detection API, which is not installed "
-            f"for {sys.executable} (it is not on PyPI; install it from the models repository: "
+    return (f"{plan.config.parent.name}/{plan.config.name} is built with the TensorFlow Object Detection API, "
+            f"which is not installed for {sys.executable} (it is not on PyPI; install it from the models repository: "
             f"{install_line()}); or export the checkpoint where the OD API is installed and open this folder "
             f"again: {export_command(config, ckpt_dir)} (or give an export of the same model with --template)")
 
@@ -283,8 +283,6 @@ class ObjectDetectionAPI:
             raise RestoreError(missing_message(plan))
         use_legacy_keras()
         config_util, model_builder = _import_od_api(plan)
-        if job is not None:
-            job.progress(f"building the model from {plan.config.name} with the Object Detection API")
         try:
             configs = config_util.get_configs_from_pipeline_file(str(plan.config))
         except Exception as exc:  # text_format.ParseError and the like: the config is the user's file
