@@ -44,7 +44,7 @@ $(PACKAGE_STAMP): $(STAMP)
 	touch $(PACKAGE_STAMP)
 
 package: $(PACKAGE_STAMP)
-	$(PY) -m PyInstaller --noconfirm --clean --log-level WARN \
+	TF_CPP_MIN_LOG_LEVEL=3 $(PY) -m PyInstaller --noconfirm --clean --log-level WARN \
 		--distpath dist --workpath build/pyinstaller packaging/detscope.spec
 
 bench: $(STAMP)

@@ -16,7 +16,8 @@
 #    so, where xvfb-run is missing). --screenshot FILE.png also opens the demo in the window, then kiosk
 #    mode on its test images, waits SMOKE_SHOT_WAIT (30) s for each to detect and saves the X screen to
 #    FILE.png and FILE-kiosk.png (needs ImageMagick's `import`).
-# --compare: start-up times of the frozen app against .venv's (5 runs each, median, warm file cache).
+# --compare: start-up times of the frozen app against .venv's (or $SMOKE_COMPARE_VENV's): 5 runs each,
+#    the median, with a warm file cache.
 set -euo pipefail
 
 SHOT="" COMPARE=0 APP=""
@@ -24,7 +25,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --screenshot) SHOT=$(realpath -m "$2"); shift 2 ;;
     --compare) COMPARE=1; shift ;;
-    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     *) APP=$1; shift ;;
   esac
 done
@@ -137,15 +138,15 @@ else
   echo "smoke: skip the window (no xvfb-run: apt-get install -y xvfb)"
 fi
 
-# --compare: start-up, frozen against the venv
+# --compare: start-up, frozen against a venv
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 timed() { local t; t=$(now); "$@" >/dev/null 2>&1 || true; took "$t"; echo; }
 if [ "$COMPARE" = 1 ]; then
-  VENV=$REPO/.venv/bin
+  VENV=${SMOKE_COMPARE_VENV:-$REPO/.venv}/bin
   [ -x "$VENV/detscope" ] || fail "--compare needs $VENV/detscope (make run sets it up)"
   img=$DEMO/test/images/shapes_000.png
   for who in frozen venv; do
-    if [ $who = frozen ]; then c=$CLI g=$GUI; else c=$VENV/detscope g=$VENV/detscope-gui; fi
+    if [ $who = frozen ]; then c=$CLI g=$GUI; else c=$VENV/detscope g=$VENV/detscope-gui who=${VENV%/bin}; fi
     d=$(for i in 1 2 3 4 5; do timed bare "$c" detect "$DEMO" "$img"; done | median)
     s=$(for i in 1 2 3 4 5; do bare "$c" inspect "$DEMO" --json >/dev/null 2>&1; done; \
         for i in 1 2 3 4 5; do timed bare "$c" inspect "$DEMO" --json; done | median)
@@ -156,7 +157,7 @@ if [ "$COMPARE" = 1 ]; then
             m() { sort -n | awk "{a[NR]=\$1} END {print a[int((NR+1)/2)]}"; }
             for i in 1 2 3 4 5; do s=$(date +%s.%N); "$0" --exit-when-shown >/dev/null 2>&1; e=$(date +%s.%N); awk -v a=$e -v b=$s "BEGIN { printf \"%.3f\n\", a - b }"; done | m' "$g")
     fi
-    printf 'smoke: start-up %-6s  detect, process to first detection: %.2f s   inspect --json: %.2f s   window shown (whole process): %s s\n' \
+    printf 'smoke: start-up of %s: detect, process to first detection %.2f s; inspect --json %.2f s; window shown (whole process) %s s\n' \
       "$who" "$d" "$s" "${w:-n/a}"
   done
 fi

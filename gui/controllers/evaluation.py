@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from html import escape
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -139,7 +140,7 @@ class EvaluationFlows(QObject):
         else:
             total = len(self.browser.all_paths)
             # (its class names meet the model's label map when it is evaluated: which do not map is said then)
-            self._truth_line = (f"Ground truth: <b>{truth.format}</b> from {truth.source} — {annotated} of {total} "
+            self._truth_line = (f"Ground truth: <b>{truth.format}</b> from {escape(str(truth.source))} — {annotated} of {total} "
                                 f"images annotated, {truth.objects} objects")
             self.panel.set_truth(self._truth_line)
             self.message.emit(f"ground truth: {truth.format}, {annotated} of {total} images annotated, "
@@ -157,7 +158,7 @@ class EvaluationFlows(QObject):
         self.truth_reading = False
         self._pending = False
         line = self.bridge.report(exc, "ground truth")
-        self.panel.set_truth(f"The ground truth beside these images cannot be read: {line}")
+        self.panel.set_truth(f"The ground truth beside these images cannot be read: {escape(line)}")
         self._show_dock()
         self.truth_ready.emit(None)
 
@@ -284,9 +285,9 @@ class EvaluationFlows(QObject):
         figure = f": mAP@0.5 {ap50:.3f}" if ap50 is not None and ap50 >= 0 else ""
         model = result.model
         ckpt = f" ({model.checkpoint_name})" if model.checkpoint_name else ""
-        unmapped = f"<br><span style='color: {style.WARNING}'>{result.truth.unmapped_line()}</span>" \
+        unmapped = f"<br><span style='color: {style.WARNING}'>{escape(result.truth.unmapped_line())}</span>" \
             if result.truth.unmapped else ""
-        self.panel.set_truth(f"{self._truth_line}. Evaluated: <b>{model.path.name}</b>{ckpt} on {len(ev.items)} "
+        self.panel.set_truth(f"{self._truth_line}. Evaluated: <b>{escape(model.path.name)}</b>{ckpt} on {len(ev.items)} "
                              f"images in {secs:.1f} s{cached}.{unmapped}")
         # The image on screen shows the evaluated detections (the same rows the verdicts are about).
         shown = self.browser.shown

@@ -325,7 +325,8 @@ class CurveChart(QWidget):
         text = QColor(style.TEXT_DIM)
         ink = self.palette().windowText().color()
         p.setPen(ink)
-        p.drawText(QPointF(left, fm.ascent() + 1), "Precision / recall" if self.kind == "pr" else "F1 / score threshold")
+        title = "Precision / recall" if self.kind == "pr" else "F1 / score threshold"
+        p.drawText(QPointF(left, fm.ascent() + 1), title)
 
         def at(x: float, y: float) -> QPointF:
             return QPointF(plot.left() + x * plot.width(), plot.bottom() - y * plot.height())
@@ -650,8 +651,12 @@ class EvalPanel(QWidget):
         return kind, self._cell if kind == CELL else None, self.class_box.currentData(), self.sort_box.currentData()
 
     def show_all(self) -> None:
-        self.filter_box.setCurrentIndex(0)
-        self.class_box.setCurrentIndex(0)
+        """Every image in the list again (the order stays)."""
+        for box in (self.filter_box, self.class_box):
+            box.blockSignals(True)
+            box.setCurrentIndex(0)
+            box.blockSignals(False)
+        self._filter_edited()
 
     def filter_cell(self, row: int, column: int) -> None:
         """List the images of confusion cell (``row``, ``column``)."""

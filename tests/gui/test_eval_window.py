@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PySide6.QtCore import QPointF, Qt
-from PySide6.QtGui import QColor
 
 from detscope.core.eval.evaluator import Counts
 from detscope.core.media.images import list_images
