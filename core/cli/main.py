@@ -518,6 +518,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .evaluate import add_parser as add_eval_parser   # detscope eval MODEL IMAGES --gt ...
     add_eval_parser(sub)
 
+    from .review import add_parser as add_review_parser   # detscope review export|summary|compare REVIEW.db
+    add_review_parser(sub)
+
     dif = sub.add_parser("diff", help="which weights changed between two checkpoints, without TensorFlow")
     dif.add_argument("a", metavar="CKPT_A", help="a ckpt-N prefix or .index, a checkpoint folder (its latest) or "
                                                  "a SavedModel (its variables)")
