@@ -12,10 +12,10 @@
 #    Then `detscope eval` on the demo: its COCO AP50 (faster-coco-eval) is metrics.json's 0.944.
 # 3. Where .venv exists (the build machine): a Keras 3 file, a Keras 2 HDF5 file only tf_keras reads, and
 #    the demo converted to .tflite (LiteRT), made by packaging/smoke_models.py; `detscope detect` on each.
-# 4. `detscope-gui --exit-when-shown` under xvfb-run: exit 0 and "window-shown" printed (skipped, saying
-#    so, where xvfb-run is missing). --screenshot FILE.png also opens the demo in the window, then kiosk
-#    mode on its test images, waits SMOKE_SHOT_WAIT (30) s for each to detect and saves the X screen to
-#    FILE.png and FILE-kiosk.png (needs ImageMagick's `import`).
+# 4. `detscope-gui --exit-when-shown` and `detscope gui --exit-when-shown` under xvfb-run: exit 0 and
+#    "window-shown" printed (skipped, saying so, where xvfb-run is missing). --screenshot FILE.png also
+#    opens the demo in the window, then kiosk mode on its test images, waits SMOKE_SHOT_WAIT (30) s for
+#    each to detect and saves the X screen to FILE.png and FILE-kiosk.png (needs ImageMagick's `import`).
 # --compare: start-up times of the frozen app against .venv's (or $SMOKE_COMPARE_VENV's): 5 runs each,
 #    the median, with a warm file cache.
 set -euo pipefail
@@ -111,6 +111,11 @@ if command -v xvfb-run >/dev/null 2>&1; then
     || fail "detscope-gui --exit-when-shown exited $?"
   grep -q "^window-shown" "$tmp/out" || fail "detscope-gui printed no window-shown line"
   ok "detscope-gui under Xvfb: $(grep '^window-shown' "$tmp/out") (process: $(took "$t") s with Xvfb's start)"
+  # the same window through the command line's executable, which starts without PyInstaller's Qt hook
+  bare xvfb-run -a -s "-screen 0 1400x900x24" "$CLI" gui --exit-when-shown >"$tmp/out" 2>"$tmp/err" \
+    || fail "detscope gui --exit-when-shown exited $?"
+  grep -q "^window-shown" "$tmp/out" || fail "detscope gui printed no window-shown line"
+  ok "detscope gui (the window from the command line's executable)"
   if [ -n "$SHOT" ]; then
     command -v import >/dev/null 2>&1 || fail "--screenshot needs ImageMagick's import (apt-get install -y imagemagick)"
     # the window on the demo (no arguments), then kiosk mode on its test images: FILE.png, FILE-kiosk.png
