@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 $(ODAPI_STAMP): $(STAMP) $(ODAPI)/install.sh
-	$(ODAPI)/install.sh $(VENV)
+	$(ODAPI)/install.sh $(abspath $(VENV))
 	touch $(ODAPI_STAMP)
 
 ## run: open the window on the bundled demo model and its test images
@@ -37,7 +37,7 @@ test: $(TEST_DEPS)
 	$(VENV)/bin/lint-imports
 
 ## package: the one-folder app in dist/detscope/ (PyInstaller, packaging/detscope.spec); test it with
-## bash packaging/smoke.sh. About 1.2 GB, several minutes: see packaging/README.md
+## bash packaging/smoke.sh. About 1.6 GB; 2 to 4 minutes here: see packaging/README.md
 PACKAGE_STAMP := $(VENV)/.package-installed
 $(PACKAGE_STAMP): $(STAMP)
 	$(PY) -m pip install --quiet -e '.[package]'

@@ -14,6 +14,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import h5probe
 from ..base import files
 from ..base.errors import LoadRefused, UserError
 from ..base.findings import ERROR, INFO, WARNING, Finding
@@ -53,7 +54,7 @@ class KerasInfo:
     def read(self, key: str):
         try:
             return self._read(key)
-        except (OSError, RuntimeError, ValueError, TypeError, MemoryError) as exc:  # h5py on a damaged file
+        except (OSError, RuntimeError, ValueError, TypeError, MemoryError, SystemError) as exc:  # h5py, damaged file
             raise KerasFileError(f"{self.path.name}: {key} cannot be read ({type(exc).__name__}: "
                                  f"{_one_line(exc)})") from exc
 
@@ -208,6 +209,7 @@ def read_keras_file(path: str | Path) -> KerasInfo:
     try:
         if zipfile.is_zipfile(path):
             return _read_keras_zip(path)
+        h5probe.check(path, KerasFileError)  # HDF5 loops for ever on some damaged files, holding the GIL
         with h5py.File(path, "r") as h5:
             refuse_outside_links(h5, path.name)
             version = h5.attrs.get("keras_version")
@@ -230,7 +232,7 @@ def read_keras_file(path: str | Path) -> KerasInfo:
         raise KerasFileError(f"{path.name} is not a Keras file (neither a .keras zip nor HDF5): "
                              f"{_one_line(exc)}") from exc
     except (ValueError, KeyError, TypeError, AttributeError, RuntimeError, OverflowError, MemoryError, EOFError,
-            NotImplementedError, zipfile.BadZipFile) as exc:  # what h5py, zipfile and json say of a damaged file
+            NotImplementedError, SystemError, zipfile.BadZipFile) as exc:  # h5py, zipfile, json on a damaged file
         raise KerasFileError(f"{path.name} is damaged ({type(exc).__name__}: {_one_line(exc)})") from exc
 
 
@@ -262,6 +264,7 @@ def _read_keras_zip(path: Path) -> KerasInfo:
         info.findings.append(Finding(ERROR, f"{path.name} has no model.weights.h5 inside; only the "
                                             "architecture is browsable", str(path)))
     else:
+        h5probe.check(path, KerasFileError, member="model.weights.h5")
         with h5py.File(io.BytesIO(h5_bytes), "r") as h5:
             refuse_outside_links(h5, f"{path.name} (model.weights.h5)")
             weights.extend(_walk(h5))

@@ -98,3 +98,20 @@ def test_memory_is_asked_for_before_a_big_read():
 def test_natural_order():
     names = ["layer-10", "layer-4", "layer-1", "layer-7", "b", "a2", "a10", "x" + "9" * 5000]
     assert sorted(names, key=natural_key)[:7] == ["a2", "a10", "b", "layer-1", "layer-4", "layer-7", "layer-10"]
+
+
+def test_an_hdf5_file_the_library_loops_on_is_refused_not_waited_for(tmp_path, monkeypatch):
+    from detscope.core.formats import h5probe
+
+    (tmp_path / "model.h5").write_bytes(b"\x89HDF\r\n\x1a\n")
+    monkeypatch.setattr(h5probe, "_CHILD", "import time; time.sleep(60)")   # as HDF5 on such a file
+    monkeypatch.setattr(h5probe, "SECONDS", 0.5)
+    with pytest.raises(UserError, match=r"^model.h5: reading it did not finish in 0 s: a damaged HDF5 file"):
+        h5probe.check(tmp_path / "model.h5", UserError)
+    monkeypatch.setattr(h5probe, "_CHILD", "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)")
+    (tmp_path / "model.h5").write_bytes(b"\x89HDF\r\n\x1a\n\0")   # another version of the file: tried again
+    with pytest.raises(UserError, match="the HDF5 library crashed reading it"):
+        h5probe.check(tmp_path / "model.h5", UserError)
+    monkeypatch.setattr(h5probe, "_CHILD", "pass")
+    (tmp_path / "good.h5").write_bytes(b"x")
+    h5probe.check(tmp_path / "good.h5", UserError)
