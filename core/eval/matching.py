@@ -165,7 +165,8 @@ class Nearest:
     other_iou: np.ndarray
 
 
-def _best_per_det(n_det: int, det: np.ndarray, gt: np.ndarray, iou: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def best_per_detection(n_det: int, det: np.ndarray, gt: np.ndarray, iou: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each detection, the ground-truth box it overlaps most (-1 for none) and that IoU."""
     best_gt = np.full(n_det, -1, np.int64)
     best_iou = np.zeros(n_det)
     if len(det):
@@ -184,8 +185,8 @@ def nearest_boxes(fs: FlatSet, pairs: Pairs) -> Nearest:
     n = len(fs.det_score)
     s = real & same
     o = real & ~same
-    same_gt, same_iou = _best_per_det(n, pairs.det[s], pairs.gt[s], pairs.iou[s])
-    other_gt, other_iou = _best_per_det(n, pairs.det[o], pairs.gt[o], pairs.iou[o])
+    same_gt, same_iou = best_per_detection(n, pairs.det[s], pairs.gt[s], pairs.iou[s])
+    other_gt, other_iou = best_per_detection(n, pairs.det[o], pairs.gt[o], pairs.iou[o])
     return Nearest(same_gt, same_iou, other_gt, other_iou)
 
 

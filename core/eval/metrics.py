@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .matching import IGNORED, TP, FlatSet, Match, Pairs
+from .matching import IGNORED, TP, FlatSet, Match, Pairs, best_per_detection
 
 COCO_STATS = ("mAP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
 
@@ -134,15 +134,7 @@ def voc_metrics(fs: FlatSet, pairs: Pairs, class_ids, iou_thr: float = 0.5) -> V
     same = fs.det_class[pairs.det] == fs.gt_class[pairs.gt]
     det, gt, iou = pairs.det[same], pairs.gt[same], pairs.iou[same]
     n = len(fs.det_score)
-    best_gt = np.full(n, -1, np.int64)
-    best_iou = np.zeros(n)
-    if len(det):
-        order = np.lexsort((-iou, det))
-        first = np.ones(len(order), bool)
-        first[1:] = det[order][1:] != det[order][:-1]
-        pick = order[first]
-        best_gt[det[pick]] = gt[pick]
-        best_iou[det[pick]] = iou[pick]
+    best_gt, best_iou = best_per_detection(n, det, gt, iou)
     ignored = fs.gt_ignored
     out = {}
     for c in class_ids:

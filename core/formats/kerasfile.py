@@ -233,7 +233,8 @@ def read_keras_file(path: str | Path) -> KerasInfo:
                              f"{_one_line(exc)}") from exc
     except (ValueError, KeyError, TypeError, AttributeError, RuntimeError, OverflowError, MemoryError, EOFError,
             NotImplementedError, SystemError, zipfile.BadZipFile) as exc:  # h5py, zipfile, json on a damaged file
-        raise KerasFileError(f"{path.name} is damaged ({type(exc).__name__}: {_one_line(exc)})") from exc
+        cause = exc.__cause__ if isinstance(exc, SystemError) and exc.__cause__ is not None else exc  # h5py's wrap
+        raise KerasFileError(f"{path.name} is damaged ({type(cause).__name__}: {_one_line(cause)})") from exc
 
 
 def _one_line(exc: BaseException) -> str:

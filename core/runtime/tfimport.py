@@ -112,10 +112,10 @@ _NATIVE_NOISE = re.compile(rb"^(?:[IWE]\d{4} \d\d:\d\d:\d\d|WARNING: All log mes
 
 
 @contextlib.contextmanager
-def native_log_filtered(enabled: bool = True):
-    """Route the process's stderr (file descriptor 2) through a file while TensorFlow loads, then
-    write back every line that is not TensorFlow's start-up chatter. Other threads' messages of
-    that moment are kept, only delayed."""
+def native_log_filtered(enabled: bool = True, noise: re.Pattern = _NATIVE_NOISE):
+    """Route the process's stderr (file descriptor 2) through a file while TensorFlow (or LiteRT) loads,
+    then write back every line that ``noise`` does not match (start-up chatter). Other threads' messages
+    of that moment are kept, only delayed."""
     if not enabled:
         yield
         return
@@ -134,7 +134,7 @@ def native_log_filtered(enabled: bool = True):
             os.dup2(saved, 2)
             os.close(saved)
             buffer.seek(0)
-            kept = b"".join(line for line in buffer if not _NATIVE_NOISE.match(line))
+            kept = b"".join(line for line in buffer if not noise.match(line))
             if kept:
                 os.write(2, kept)
 

@@ -20,11 +20,8 @@ offset to the label map's ids is set from the label map and said in a finding.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import sys
-import tempfile
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -35,40 +32,15 @@ from ..base.errors import UserError
 from ..base.findings import ERROR, INFO, WARNING, Finding
 from ..detect.conventions import Detector, DetectorError, ImageInput, OutputMapping, find_image_input, \
     find_output_mapping
-from ..detect.mappings import MappingKey, load_mapping, mapping_key
+from ..detect.mappings import load_mapping, mapping_key
 from ..formats.labels import LabelMap
+from .tfimport import native_log_filtered
 from ..formats.tflite import DETECTION_POSTPROCESS, SignatureInfo, TFLiteInfo, packed_label_map, read_tflite
 
 POSTPROCESS_ROLES = ("boxes", "classes", "scores", "num_detections")   # the op's outputs, in its order
 # What LiteRT's native code prints on stderr as a model loads, whatever the log level says.
 _NATIVE_NOISE = re.compile(rb"^(?:INFO: Created TensorFlow Lite XNNPACK delegate|INFO: Initialized TensorFlow Lite)")
 SCALES = {"0..255": (0.0, 255.0), "0..1": (0.0, 1.0), "-1..1": (-1.0, 1.0)}
-
-
-@contextlib.contextmanager
-def _quiet_native(enabled: bool = True):
-    """Drop LiteRT's start-up lines from the process's stderr (file descriptor 2); keep every other line."""
-    if not enabled:
-        yield
-        return
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError):  # no real stderr: nothing to filter
-        yield
-        return
-    with tempfile.TemporaryFile() as buffer:
-        os.dup2(buffer.fileno(), 2)
-        try:
-            yield
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            buffer.seek(0)
-            kept = b"".join(line for line in buffer if not _NATIVE_NOISE.match(line))
-            if kept:
-                os.write(2, kept)
 
 
 def make_interpreter(path: Path, num_threads: int | None = None):
@@ -324,7 +296,7 @@ def open_tflite(file: Path, *, label_map: LabelMap | None = None, signature: str
                             "signatures of the main subgraph only")
     if job is not None:
         job.progress(f"loading {file.name} with LiteRT")
-    with _quiet_native(not os.environ.get("DETSCOPE_VERBOSE")):
+    with native_log_filtered(not os.environ.get("DETSCOPE_VERBOSE"), noise=_NATIVE_NOISE):
         interp, which = make_interpreter(file)
         interp.allocate_tensors()
     inputs, outputs = _io(info, sig)
