@@ -155,9 +155,7 @@ def load_keras_model(path: str | Path, safe_mode: bool = True, job=None, *, info
                 import tf_keras
 
                 with _tf_keras_safe_mode(safe_mode):
-                    model = tf_keras.models.load_model(str(path), compile=False, safe_mode=safe_mode) \
-                        if "safe_mode" in tf_keras.models.load_model.__code__.co_varnames else \
-                        tf_keras.models.load_model(str(path), compile=False)
+                    model = tf_keras.models.load_model(str(path), compile=False, safe_mode=safe_mode)
                 notes.append("loaded with tf_keras (Keras 2) after Keras 3 could not: " + errors[0])
                 return model, "tf_keras", notes
             except Exception as exc:  # reported below with Keras 3's reason
