@@ -14,6 +14,7 @@ so) when the tensor is quantised; :meth:`TFLiteInfo.read_stored` the values as s
 
 from __future__ import annotations
 
+import math
 import mmap
 import stat
 import zipfile
@@ -91,10 +92,7 @@ class TensorInfo:
 
     @property
     def num_elements(self) -> int:
-        n = 1
-        for d in self.shape:
-            n *= d
-        return n
+        return math.prod(self.shape)
 
     @property
     def free_shape(self) -> tuple:
