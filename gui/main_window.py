@@ -76,7 +76,7 @@ class MainWindow(QMainWindow):
         self.eval_dock = self._dock("Evaluation", self.evaluation.panel, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.tabifyDockWidget(self.problems_dock, self.eval_dock)
         self.eval_dock.hide()                     # until ground truth is found beside the opened images
-        self.evaluation.attach(self.eval_dock)
+        self.evaluation.attach(self.eval_dock, beside=self.problems_dock)
         self._layout_pending = True
 
         # Status bar: one line of what happens, live numbers, background work.

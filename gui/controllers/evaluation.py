@@ -111,9 +111,11 @@ class EvaluationFlows(QObject):
         p.iou_changed.connect(self._iou_changed)
         p.list_filter_changed.connect(lambda: self.relist(keep_current=False))
 
-    def attach(self, dock: QDockWidget) -> None:
-        """The dock that holds the panel: hidden until there is ground truth to show."""
+    def attach(self, dock: QDockWidget, beside: QDockWidget | None = None) -> None:
+        """The dock that holds the panel: hidden until there is ground truth to show, then a tab ``beside``
+        the given dock."""
         self.dock = dock
+        self._beside = beside
 
     # --- the ground truth ----------------------------------------------------------------------------
     def _images_opened(self, paths: list) -> None:
@@ -169,6 +171,11 @@ class EvaluationFlows(QObject):
         if dock is None:
             return
         dock.show()
+        window = dock.parentWidget()
+        beside = getattr(self, "_beside", None)
+        if beside is not None and beside.isVisible() and dock not in window.tabifiedDockWidgets(beside):
+            window.tabifyDockWidget(beside, dock)     # a hidden dock shown again is not a tab any more
+            beside.raise_()
         if not front:
             return
         dock.raise_()
