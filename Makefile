@@ -58,4 +58,4 @@ screenshots: $(STAMP)
 	$(PY) packaging/screenshots.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache

@@ -104,6 +104,9 @@ MENUS: tuple[tuple[str, tuple], ...] = (
         SEPARATOR,
         Act("evaluate", "&Evaluate on the opened images", "evaluation.start", ("Ctrl+E",),
             tip="Run the model on every opened image and compare with the ground truth beside them"),
+        Act("open_truth", "Open &ground truth…", "evaluation.choose_truth",
+            tip="Read the opened images' annotations from a file or folder of your choice (COCO, VOC, CSV, YOLO, "
+                "TFRecord, labelme) instead of what lies beside them"),
         Act("best_threshold", "Use the best-F1 &threshold", "evaluation.use_best_threshold",
             tip="Set the score threshold where the evaluation's F1 (all classes) is highest"),
     )),

@@ -131,7 +131,8 @@ def run_kiosk(app, args) -> int:
     session.close_model()
     engine.shutdown(wait=False, cancel_pending=True)
     pool.shutdown(wait=False, cancel_futures=True)
-    if not engine.join(ENGINE_GRACE_S):
+    deadline = time.monotonic() + ENGINE_GRACE_S
+    if not engine.join(ENGINE_GRACE_S) or _workers_alive(deadline):
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)

@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Qt, Signal
-from PySide6.QtWidgets import QDockWidget
+from PySide6.QtWidgets import QDockWidget, QFileDialog, QWidget
 
 from detscope.core.app.host import Latest
 
@@ -35,17 +35,19 @@ from .browser import ImageBrowser
 from .session import ModelSession
 
 
-def _read_truth(paths: list[Path]):
-    """On the pool: ``(ground truth or None when there is none beside the images, images it annotates)``."""
+def _read_truth(paths: list[Path], gt: Path | None = None):
+    """On the pool: ``(ground truth or None when there is none beside the images, images it annotates)``;
+    ``gt`` is an annotation file or folder the user chose (then a bad one is its one-line error)."""
     from detscope.core.app.evaluation import read_truth
     from detscope.core.eval.annotations import GroundTruthError
     from detscope.core.eval.readers import find_ground_truth
 
-    try:
-        find_ground_truth(None, paths)
-    except GroundTruthError:
-        return None, 0
-    truth = read_truth(None, paths)        # a bad annotation file: its one-line error
+    if gt is None:
+        try:
+            find_ground_truth(None, paths)
+        except GroundTruthError:
+            return None, 0
+    truth = read_truth(gt, paths)          # a bad annotation file: its one-line error
     return truth, sum(1 for p in paths if truth.lookup(p) is not None)
 
 
@@ -118,13 +120,29 @@ class EvaluationFlows(QObject):
         self._beside = beside
 
     # --- the ground truth ----------------------------------------------------------------------------
-    def _images_opened(self, paths: list) -> None:
-        self.drop("other images were opened")
+    def choose_truth(self) -> None:
+        """Model ▸ Open ground truth…: annotations kept away from the images (a COCO file, a VOC folder, …)."""
+        if not self.browser.all_paths:
+            self.failed.emit("open the test images first (File ▸ Open images or Open image folder)")
+            return
+        start = str(Path(self.browser.all_paths[0]).parent)
+        path, _ = QFileDialog.getOpenFileName(
+            self.parent() if isinstance(self.parent(), QWidget) else None, "Ground truth of the opened images", start,
+            "Annotations (*.json *.xml *.csv *.record *.tfrecord *.yaml *.txt);;All files (*)")
+        if path:
+            self.use_truth(Path(path))
+
+    def use_truth(self, gt: Path) -> None:
+        """Read ``gt`` as the ground truth of the opened images (instead of what lies beside them)."""
+        self._images_opened(list(self.browser.all_paths), gt)
+
+    def _images_opened(self, paths: list, gt: Path | None = None) -> None:
+        self.drop("other images were opened" if gt is None else "other ground truth was chosen")
         self.truth = None
         self.truth_reading = True
         self.refresh_overlay()
         request = self._truth_request.stamp()
-        future = self.pool.submit(_read_truth, list(paths))
+        future = self.pool.submit(_read_truth, list(paths), gt)
         self.bridge.track("Reading the ground truth", future)
         self.bridge.watch(future, lambda got: self._truth_read(request, got),
                           lambda exc: self._truth_failed(request, exc))
@@ -137,7 +155,7 @@ class EvaluationFlows(QObject):
         self.truth = truth
         if truth is None:
             self.panel.set_truth("No ground truth beside these images (COCO or labelme JSON, VOC XML, CSV, "
-                                 "TFRecord, YOLO txt): nothing to evaluate against.")
+                                 "TFRecord, YOLO txt): Model ▸ Open ground truth… reads annotations kept elsewhere.")
             self._pending = False
         else:
             total = len(self.browser.all_paths)
@@ -372,11 +390,26 @@ class EvaluationFlows(QObject):
                 self.relist(keep_current=True)
         self.refresh_overlay()
 
-    def _iou_changed(self, _iou: float) -> None:
-        if self.result is not None:
-            self.panel.update_threshold(self.image_panel.threshold)
-            self.relist(keep_current=True)
-            self.refresh_overlay()
+    def _iou_changed(self, iou: float) -> None:
+        """Matching again at another IoU walks every detection of the set: on the pool, so the window stays
+        responsive on a large test set; the panel, the list and the boxes follow when it is done."""
+        if self.result is None:
+            return
+        token, result = self._token, self.result
+        self.panel.set_running(0, 1, f"matching again at IoU {iou:.2f}…", cancellable=False)
+        future = self.pool.submit(_metrics, result, iou)
+        self.bridge.watch(future, lambda _r: self._rematched(token, result, iou),
+                          lambda exc: self._failed(token, exc))
+
+    def _rematched(self, token: int, result, iou: float) -> None:
+        if token != self._token or result is not self.result:
+            return
+        self.panel.set_running(None)
+        if iou != self.panel.iou_value:         # the box moved on: its own re-match follows
+            return
+        self.panel.update_threshold(self.image_panel.threshold)
+        self.relist(keep_current=True)
+        self.refresh_overlay()
 
     def use_threshold(self, threshold: float) -> None:
         """Set the slider to ``threshold`` (the slider has steps of 0.01: the step at or below it, so the

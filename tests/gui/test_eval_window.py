@@ -159,6 +159,22 @@ def test_the_counts_follow_the_threshold_as_core_counts_them(qtbot, window, demo
     assert ev.counts(image_panel.threshold, 0.5).total[0] >= ev.counts(best["threshold"], 0.5).total[0]
 
 
+def test_a_stricter_iou_matches_again_off_the_gui_thread_and_counts_as_core(qtbot, window, demo):
+    open_demo(qtbot, window, demo)
+    result = evaluate(qtbot, window)
+    ev, panel, image_panel = result.evaluator, window.evaluation.panel, window.image_panel
+    image_panel.set_threshold(0.5)
+    before = all_row(panel)
+    panel.iou.setValue(0.9)
+    # the panel shows it is matching again, then the counts at IoU 0.9 as core counts them
+    qtbot.waitUntil(lambda: f"IoU 0.90" in panel.at_threshold.text(), timeout=10_000)
+    tp, fp, fn = ev.counts(0.5, 0.9).total
+    row = all_row(panel)
+    assert (row["TP"], row["FP"], row["FN"]) == (tp, fp, fn)
+    assert tp <= before["TP"] and fn >= before["FN"]       # a stricter overlap never finds more
+    assert not panel.progress.isVisible()
+
+
 def test_a_confusion_cell_and_an_error_type_filter_the_image_list(qtbot, window, demo):
     open_demo(qtbot, window, demo)
     result = evaluate(qtbot, window)
@@ -267,3 +283,31 @@ def test_an_evaluation_belongs_to_the_checkpoint_it_tested(qtbot, window, demo):
     same = [len(a.detections) == len(b.detections) and np.allclose(a.detections.scores, b.detections.scores)
             for a, b in zip(ev1.items, ev3.items)]
     assert not all(same)
+
+
+def test_ground_truth_kept_elsewhere_is_read_from_the_file_the_user_chooses(qtbot, window, demo, tmp_path):
+    import shutil
+
+    images = tmp_path / "images"
+    images.mkdir()
+    for png in sorted((demo / "test" / "images").glob("*.png")):
+        shutil.copy(png, images / png.name)          # the images alone: their annotations stay behind
+    window.open_paths([str(demo), str(images)])
+    flows, panel = window.evaluation, window.evaluation.panel
+    qtbot.waitUntil(lambda: window.session.model is not None and not flows.truth_reading, timeout=LOAD_TIMEOUT_MS)
+    assert flows.truth is None and "Open ground truth" in panel.about.text()
+    assert "open_truth" in window.menu_actions
+
+    bad = tmp_path / "broken.json"
+    bad.write_text("{ not json")
+    flows.use_truth(bad)
+    qtbot.waitUntil(lambda: not flows.truth_reading, timeout=LOAD_TIMEOUT_MS)
+    assert flows.truth is None and "broken.json" in panel.about.text()
+
+    flows.use_truth(demo / "test" / "annotations.json")
+    qtbot.waitUntil(lambda: flows.truth is not None, timeout=LOAD_TIMEOUT_MS)
+    assert flows.truth.format == "coco"
+    assert f"{len(list(images.glob('*.png')))} of {len(list(images.glob('*.png')))} images annotated" in panel.about.text()
+    result = evaluate(qtbot, window)
+    assert len(result.evaluator.items) == len(list(images.glob("*.png"))) and result.evaluator.objects.sum() > 0
+    assert {p.suffix for p in images.iterdir()} == {".png"}        # nothing written beside the images
