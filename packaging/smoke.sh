@@ -95,6 +95,12 @@ if [ -x "$REPO/.venv/bin/python" ]; then
     grep -q "0.900  person (class 1)  \[10.0, 20.0, 50.0, 60.0\]" "$tmp/out" || { cat "$tmp/out" >&2; fail "detect $model: wrong detections"; }
   done
   ok "Keras 3 (.keras) and Keras 2 (.h5, through tf_keras) files detect"
+  # HDF5 files are opened first by a child process: in the app, its own executable with the probe's flag
+  for exe in "$CLI" "$GUI"; do
+    bare "$exe" --detscope-h5probe "$tmp/models/k2.h5" "" 1000000 >"$tmp/out" 2>"$tmp/err" \
+      || { cat "$tmp/err" >&2; fail "$(basename "$exe") --detscope-h5probe exited $?"; }
+  done
+  ok "the HDF5 probe's child runs in both executables"
   bare "$CLI" inspect "$tmp/models/tflite" >"$tmp/out" 2>"$tmp/err" || fail "inspect .tflite exited $?"
   grep -q "TFLite schema" "$tmp/out" || fail "inspect .tflite printed no TFLite model"
   bare "$CLI" detect "$tmp/models/tflite" "$DEMO/test/images/shapes_000.png" --threshold 0.5 >"$tmp/out" 2>"$tmp/err" \

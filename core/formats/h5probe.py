@@ -8,7 +8,8 @@ process opens it and reads what detscope and Keras read: every attribute, every 
 up to :data:`VALUE_BYTES` in all, the datasets' values. A child that does not finish within
 :data:`SECONDS`, or that crashes, gets the file refused by name; one that finishes (whatever it found:
 the readers here say what is wrong in one line) lets it be read. Results are remembered per file
-version, so a file is tried once per process. A frozen build (no Python interpreter to start) skips it.
+version, so a file is tried once per process. A frozen build has no Python interpreter to start: there the
+child is the app's own executable, started with :data:`CHILD_FLAG` (its entry scripts call :func:`child_main`).
 """
 
 from __future__ import annotations
@@ -23,10 +24,12 @@ from typing import Callable
 SECONDS = 20.0
 VALUE_BYTES = 256 << 20
 
+CHILD_FLAG = "--detscope-h5probe"
+
 _CHILD = r"""
 import io, sys, zipfile
 import h5py
-path, member, budget = sys.argv[1], sys.argv[2], [int(sys.argv[3])]
+path, member, budget = sys.argv[-3], sys.argv[-2], [int(sys.argv[-1])]
 source = io.BytesIO(zipfile.ZipFile(path).read(member)) if member else path
 
 def touch(name, obj):
@@ -61,8 +64,6 @@ _lock = threading.Lock()
 
 def check(path, error: Callable[[str], Exception], member: str | None = None) -> None:
     """Refuse ``path`` (or its zip ``member``) with ``error(one line)`` when HDF5 loops or crashes on it."""
-    if getattr(sys, "frozen", False):
-        return
     path = Path(path)
     try:
         st = os.stat(path)
@@ -82,7 +83,8 @@ def check(path, error: Callable[[str], Exception], member: str | None = None) ->
 
 def _try(path: Path, member: str | None) -> str | None:
     try:
-        proc = subprocess.run([sys.executable, "-c", _CHILD, str(path), member or "", str(VALUE_BYTES)],
+        how = [CHILD_FLAG] if getattr(sys, "frozen", False) else ["-c", _CHILD]
+        proc = subprocess.run([sys.executable, *how, str(path), member or "", str(VALUE_BYTES)],
                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               timeout=SECONDS)
     except subprocess.TimeoutExpired:
@@ -93,3 +95,10 @@ def _try(path: Path, member: str | None) -> str | None:
     if proc.returncode < 0:
         return f"the HDF5 library crashed reading it (signal {-proc.returncode}): a damaged file"
     return None
+
+
+def child_main(argv: list[str]) -> int:
+    """The child's work, in a frozen app's own executable: ``argv`` is ``[path, member, value bytes]``."""
+    sys.argv = [CHILD_FLAG, *argv]
+    exec(compile(_CHILD, "<h5probe>", "exec"), {"__name__": "__h5probe__"})
+    return 0

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import sys
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -115,3 +117,28 @@ def test_an_hdf5_file_the_library_loops_on_is_refused_not_waited_for(tmp_path, m
     monkeypatch.setattr(h5probe, "_CHILD", "pass")
     (tmp_path / "good.h5").write_bytes(b"x")
     h5probe.check(tmp_path / "good.h5", UserError)
+
+
+def test_in_the_packaged_app_the_hdf5_child_is_the_apps_own_executable(tmp_path, monkeypatch):
+    """A frozen app has no interpreter to start: the probe starts the app's entry script with its flag."""
+    import h5py
+    import numpy as np
+
+    from detscope.core.formats import h5probe
+
+    repo = Path(__file__).resolve().parents[2]
+    called = tmp_path / "called"
+    app = tmp_path / "detscope"                 # stands for the frozen executable: the real entry script
+    app.write_text(f'#!/bin/sh\necho "$@" > "{called}"\nexec "{sys.executable}" "{repo}/packaging/detscope_cli.py" "$@"\n')
+    app.chmod(0o755)
+    with h5py.File(tmp_path / "weights.h5", "w") as f:
+        f.create_dataset("kernel", data=np.ones((4, 4), np.float32))
+        f.attrs["keras_version"] = "2.21.0"
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    monkeypatch.setattr(sys, "executable", str(app))
+    h5probe.check(tmp_path / "weights.h5", UserError)
+    assert called.read_text().split()[:2] == [h5probe.CHILD_FLAG, str(tmp_path / "weights.h5")]
+    monkeypatch.setattr(h5probe, "SECONDS", 0.01)      # the same child, given no time: refused by name
+    (tmp_path / "weights.h5").touch()                   # another version of the file: tried again
+    with pytest.raises(UserError, match=r"^weights.h5: reading it did not finish"):
+        h5probe.check(tmp_path / "weights.h5", UserError)
