@@ -8,19 +8,30 @@ DEMO := resources/demo
 # installed from ../shared/vendor/odapi when that folder is beside the clone; its tests skip without it.
 ODAPI := ../shared/vendor/odapi
 ODAPI_STAMP := $(VENV)/.odapi-installed
-TEST_DEPS := $(STAMP) $(if $(wildcard $(ODAPI)/install.sh),$(ODAPI_STAMP))
+# The Model Garden for the tests that build models from params.yaml: the `garden` extra, then tf-models-official
+# without its own pins (they ask for the TensorFlow it was released with); about a minute, once.
+GARDEN_STAMP := $(VENV)/.garden-installed
+TEST_DEPS := $(STAMP) $(if $(wildcard $(ODAPI)/install.sh),$(ODAPI_STAMP)) $(GARDEN_STAMP)
 
 .PHONY: run run-cli test bench demo screenshots package clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,beam]'
 	touch $(STAMP)
 
+# The OD API's installer must keep the protobuf that Beam holds below 7 (it compiles its protos for it).
 $(ODAPI_STAMP): $(STAMP) $(ODAPI)/install.sh
-	$(ODAPI)/install.sh $(abspath $(VENV))
+	$(PY) -m pip list --format=freeze | grep -i '^protobuf==' > $(VENV)/constraints.txt
+	PIP_CONSTRAINT=$(abspath $(VENV))/constraints.txt $(ODAPI)/install.sh $(abspath $(VENV))
 	touch $(ODAPI_STAMP)
+
+$(GARDEN_STAMP): $(STAMP)
+	$(PY) -m pip list --format=freeze | grep -i '^protobuf==' > $(VENV)/constraints.txt
+	PIP_CONSTRAINT=$(abspath $(VENV))/constraints.txt $(PY) -m pip install --quiet -e '.[garden]'
+	$(PY) -m pip install --quiet --no-deps 'tf-models-official==2.20.0'
+	touch $(GARDEN_STAMP)
 
 ## run: open the window on the bundled demo model and its test images
 run: $(STAMP)

@@ -177,7 +177,34 @@ def bench_stalls(app, demo: Path, scratch: Path) -> None:
     print(f"   video playing ({len(shown)} frames shown, {sum(shown)} with detections; "
           f"{window.live_label.text() or 'no numbers'})")
     print(f"                              {meter.summary()}   ratio to idle {meter.worst / max(idle, 1e-3):.1f}x")
+    bench_second_folders(app, window, meter, idle)
     window.close()
+
+
+def bench_second_folders(app, window, meter, idle: float) -> None:
+    """Open, in the running window, the large folders bench_realistic.py builds (when they are built): a folder
+    of 200 checkpoints (its picker) and a SavedModel of 50,000 variables (its tree), until the tree shows."""
+    from bench_realistic import cache_dir
+
+    root = cache_dir()
+    for name, what in (("training_200", "a second folder opens: 200 checkpoints"),
+                       ("saved_model_50000", "a second folder opens: 50,000-variable SavedModel")):
+        folder = root / name
+        if not (folder / ".built").is_file():
+            print(f"   {what}: skipped (run bench/bench_realistic.py once to build it)")
+            continue
+        meter.start()
+        t0 = time.perf_counter()
+        window.open_paths([str(folder)])
+        ok = _run_until(app, lambda: window.session.inventory is not None
+                        and window.session.inventory.folder.path == folder, 120)
+        took = time.perf_counter() - t0
+        _run_until(app, lambda: False, 0.5)        # the tree and the picker fill after the inventory arrives
+        meter.stop()
+        state = f"tree shown in {took:.1f} s" if ok else "never shown"
+        print(f"   {what} ({state})")
+        print(f"                              {meter.summary()}   ratio to idle {meter.worst / max(idle, 1e-3):.1f}x")
+        window.session.close_model()
 
 
 # --- 3. tree fill ------------------------------------------------------------------------------------

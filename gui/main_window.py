@@ -21,11 +21,14 @@ from detscope.core.runtime.engine import Engine
 
 from . import actions
 from .controllers.browser import ImageBrowser
+from .controllers.compare import CompareFlows
+from .controllers.drift import DriftFlows
 from .controllers.evaluation import EvaluationFlows
 from .controllers.exports import Exports
 from .controllers.live import LiveController
 from .controllers.model import ModelFlows
 from .controllers.recent import RecentModels
+from .controllers.review import ReviewController, help_rows
 from .controllers.session import ModelSession
 from .controllers.sources import Sources
 from .panels.details_panel import DetailsPanel
@@ -77,6 +80,15 @@ class MainWindow(QMainWindow):
         self.tabifyDockWidget(self.problems_dock, self.eval_dock)
         self.eval_dock.hide()                     # until ground truth is found beside the opened images
         self.evaluation.attach(self.eval_dock, beside=self.problems_dock)
+        self.compare = CompareFlows(self.session, self.browser, self.image_panel, self.bridge, self.pool, self)
+        self.compare_dock = self._dock("Compare A and B", self.compare.panel, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.tabifyDockWidget(self.problems_dock, self.compare_dock)
+        self.compare_dock.hide()                  # until a second model is opened
+        self.compare.attach(self.compare_dock)
+        self.review = ReviewController(self.session, self.browser, self.image_panel, self.bridge, self.pool, self)
+        self.review_dock = self._dock("Review", self.review.panel, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.review_dock.hide()                   # until a review is started
+        self.review.attach(self.review_dock)
         self._layout_pending = True
 
         # Status bar: one line of what happens, live numbers, background work.
@@ -95,10 +107,13 @@ class MainWindow(QMainWindow):
         self.recent = RecentModels(QMenu("Recent models", self), lambda path: self.model.open(path))
         self.model = ModelFlows(self.session, self.bridge, self.model_box, self.problems, self.image_panel,
                                 self.recent, self)
-        docks = (self.tree_dock, self.details_dock, self.problems_dock, self.eval_dock)
+        self.drift = DriftFlows(self.session, self.bridge, self.pool, self.tree, self)   # after self.model (tree first)
+        docks = (self.tree_dock, self.details_dock, self.problems_dock, self.eval_dock, self.review_dock,
+                 self.compare_dock)
         self.menu_actions = actions.build_menus(self, {
             actions.RECENT: lambda menu: menu.addMenu(self.recent.menu),
             actions.DOCKS: lambda menu: menu.addActions([d.toggleViewAction() for d in docks])})
+        self.review.set_help_keys(help_rows(self.menu_actions, actions.table()))
         self._connect()
         self._restore_settings()
 
@@ -125,7 +140,8 @@ class MainWindow(QMainWindow):
         self.image_panel.filter_changed.connect(self._filter_changed)
         self.image_panel.labels_toggled.connect(self.menu_actions["labels"].setChecked)
         self.live.stats_changed.connect(self.live_label.setText)
-        for controller in (self.sources, self.exports, self.model, self.evaluation):
+        for controller in (self.sources, self.exports, self.model, self.evaluation, self.drift, self.review,
+                           self.compare):
             controller.message.connect(self.say)
             controller.failed.connect(self._errored)
 
@@ -246,7 +262,7 @@ class MainWindow(QMainWindow):
             self.image_panel.set_side_visible(True)
         else:
             self._full_screen_state = self.saveState()
-            for dock in (self.tree_dock, self.details_dock, self.problems_dock, self.eval_dock):
+            for dock in (self.tree_dock, self.details_dock, self.problems_dock, self.eval_dock, self.compare_dock):
                 dock.hide()
             self.image_panel.set_side_visible(False)
             self.menuBar().setVisible(False)
@@ -292,11 +308,13 @@ class MainWindow(QMainWindow):
         self._closing = True
         self.live.stop()
         self.browser.cancel()
+        self.review.close("the window closed")     # every verdict is in the file already
         self.bridge.cancel_all()                   # whatever the user could cancel, the close cancels
         self.bridge.close()
         # Cancel the load or restore (running work stops at its next check) and queue the model's release,
         # so TensorFlow objects are freed on the engine thread, then let the engine finish on its own.
         self.session.close_model()
+        self.compare.shutdown()                    # B's engine goes the same way
         self.engine.shutdown(wait=False, cancel_pending=False)
         self.pool.shutdown(wait=False, cancel_futures=True)
 

@@ -8,7 +8,12 @@ bundled demo model, grabs the X screen (what a user would see, not a widget rend
 
 - ``main.png``: the demo model, its restore report and detections on a test image;
 - ``tree-filter.png``: the model tree with a filter typed, a variable's statistics and histogram;
+- ``compare.png``: another checkpoint as a second model (B), its boxes dashed over A's and the disagreement
+  list, and the weights' drift from it in the model tree;
 - ``eval.png``: the test images evaluated against their ground truth, a confusion cell's images listed;
+- ``review.png``: review mode: verdicts on the detections, a drawn box for a missed object, a box's corners
+  being corrected, the review panel with its progress line;
+- ``review-keys.png``: review mode's help overlay (``?`` or F1), every key of the review;
 - ``video.png``: a video file as a live source, with detections and the camera/inference numbers.
 
 Each file is kept under 300 KB (quantised to a palette when a full-colour PNG would be larger).
@@ -91,9 +96,90 @@ def _video_from(images, path: Path) -> Path:
     return path
 
 
+def _review(app, window, scratch: Path, out: Path) -> None:
+    """Review mode on the test images, driven by its keys as an annotator would."""
+    from PySide6.QtCore import QPointF, Qt
+    from PySide6.QtTest import QTest
+    from PySide6.QtWidgets import QApplication
+
+    flows, review, view = window.evaluation, window.review, window.image_panel.view
+    if flows.truth_visible:
+        window.menu_actions["show_truth"].trigger()          # the evaluation's colours off: the verdicts show
+    docks = [d for d in (window.eval_dock, window.details_dock, window.problems_dock, window.tree_dock)
+             if d.isVisible()]
+    for dock in docks:                                     # room for the image
+        dock.hide()
+    window.activateWindow()                                # its keys are the window's shortcuts
+    _wait(app, window.isActiveWindow, 10, "the window to take the keyboard")
+    review.start(scratch / "reviews" / "demo.review.db")
+    _wait(app, lambda: review.active and review.current is not None
+          and review.key_of.get(window.browser.shown) == review.current, 120, "the review to open")
+
+    def key(k, times: int = 1):
+        for _ in range(times):
+            QTest.keyClick(QApplication.focusWidget() or window, k)     # where a keyboard sends it
+            _settle(app, 0.05)
+
+    def pick(name: str):
+        _wait(app, review.panel.picker.isVisible, 10, "the class picker")
+        QTest.keyClicks(review.panel.picker.edit, name)
+        QTest.keyClick(review.panel.picker.edit, Qt.Key.Key_Return)
+        _settle(app, 0.1)
+
+    def drag(a, b):
+        vp = view.viewport()
+        pa, pb = view.mapFromScene(QPointF(*a)), view.mapFromScene(QPointF(*b))
+        QTest.mousePress(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, pa)
+        for i in range(1, 8):
+            QTest.mouseMove(vp, pa + (pb - pa) * (i / 7))
+        QTest.mouseRelease(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, pb)
+        _settle(app, 0.1)
+
+    labels = review.store.labels
+    for n in range(3):                                    # three images judged, the fourth on screen
+        entry = review.store.image(review.current)
+        view.setFocus()
+        key(Qt.Key.Key_C, max(0, len(entry.detections) - 2))
+        if len(entry.detections) >= 2:
+            key(Qt.Key.Key_X if n == 1 else Qt.Key.Key_C)
+            key(Qt.Key.Key_W)
+            pick(labels[min(c for c in labels if c != entry.detections[-1].class_id)])
+        if n == 0:
+            review.panel.comment.setText("one object hidden behind another")
+        key(Qt.Key.Key_R if n == 0 else Qt.Key.Key_A)
+        _wait(app, lambda: review.key_of.get(window.browser.shown) == review.current
+              and window.image_panel.kept is not None, 30, "the next image")
+    entry = review.store.image(review.current)
+    view.setFocus()
+    key(Qt.Key.Key_C)
+    if len(entry.detections) >= 2:
+        key(Qt.Key.Key_D)
+    review.panel.select("d0")
+    key(Qt.Key.Key_E)                                     # the corners of the first box, one dragged in
+    x0, y0, x1, y1 = entry.detections[0].box
+    drag((x1, y1), (x1 - (x1 - x0) * 0.12, y1 - (y1 - y0) * 0.12))
+    w, h = view.image_size
+    key(Qt.Key.Key_M)                                     # a missed object's box drawn in a free corner
+    drag((w * 0.04, h * 0.04), (w * 0.2, h * 0.18))
+    pick(labels[min(labels)])
+    review.panel.select("d0")
+    key(Qt.Key.Key_E)                                     # the corrected box's corners, ready for another drag
+    _settle(app, 0.6)
+    _save(app, out / "review.png")
+    key(Qt.Key.Key_F1)
+    _settle(app, 0.3)
+    _save(app, out / "review-keys.png")
+    key(Qt.Key.Key_F1)
+    review.close()
+    for dock in docks:
+        dock.show()
+    if not flows.truth_visible:
+        window.menu_actions["show_truth"].trigger()
+
+
 def render(demo: Path, out: Path) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from PySide6.QtCore import QSettings
+    from PySide6.QtCore import QSettings, Qt
     from PySide6.QtWidgets import QApplication
 
     from detscope.core.media.images import list_images
@@ -139,6 +225,38 @@ def render(demo: Path, out: Path) -> None:
     window.tree.filter.setFocus()
     _save(app, out / "tree-filter.png")
     window.tree.filter.clear()
+    window.tree.apply_filter()
+
+    # Another checkpoint of the same training as B, and the weights' drift from it in the tree.
+    compare = window.compare
+    layout = window.saveState()               # the docks come back as they were for the pictures after this one
+    window.browser.go(min(5, len(images) - 1))
+    _wait(app, lambda: window.browser.index == min(5, len(images) - 1) and panel.kept is not None, 60,
+          "detections on another test image")
+    others = [c.name for c in window.session.inventory.checkpoints if c.name != window.session.model.checkpoint_name]
+    compare.open(demo / "training", checkpoint=others[-1])
+    _wait(app, lambda: compare.comparison is not None, 180, "the second model's detections compared")
+    for _ in range(len(images) - 1):           # the first image where A and B disagree
+        if compare.comparison.disagreements:
+            break
+        shown = window.browser.index
+        window.browser.step(1)
+        _wait(app, lambda: window.browser.index != shown and compare.comparison is not None
+              and panel.caption == images[window.browser.index].name, 60, "the next image compared")
+    window.drift.compare_with(demo / "training" / others[-1])
+    _wait(app, lambda: window.drift.column is not None, 60, "the weight drift")
+    head = next((n for n in tree.root.walk() if n.name == "class_head"), None)
+    if head is not None:
+        window.tree.select_node(head)
+        window.tree.view.expand(window.tree.proxy.mapFromSource(tree.index_of(head)))
+        _wait(app, lambda: window.details.pending is None, 60, "the details")
+    window.compare_dock.raise_()
+    window.resizeDocks([window.compare_dock], [230], Qt.Orientation.Vertical)
+    window.resizeDocks([window.tree_dock, window.details_dock], [420, 90], Qt.Orientation.Vertical)
+    _save(app, out / "compare.png")
+    compare.close_b()
+    window.drift.clear()
+    window.restoreState(layout)
 
     flows = window.evaluation
     _wait(app, lambda: flows.truth is not None, 60, "the ground truth beside the test images")
@@ -152,6 +270,8 @@ def render(demo: Path, out: Path) -> None:
     _wait(app, lambda: window.browser.paths and window.browser.shown == window.browser.paths[0]
           and panel.kept is not None, 60, "the first image of the confusion cell")
     _save(app, out / "eval.png")
+
+    _review(app, window, scratch, out)
 
     video = _video_from(images[:6], scratch / "demo.avi")
     shown = []

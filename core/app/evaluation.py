@@ -76,8 +76,9 @@ def read_truth(gt, images: list[Path], *, fmt: str | None = None, label_map=None
     return read_ground_truth(gt, images, fmt=fmt, label_map=label_map)
 
 
-def _key_parts(summary: ModelSummary) -> dict:
-    """What the model's cache key hashes (see :func:`~detscope.core.eval.cache.model_key`)."""
+def key_parts(summary: ModelSummary) -> dict:
+    """What the model's fingerprint hashes (see :func:`~detscope.core.eval.cache.model_key`): the
+    detections cache and a review file are keyed by it."""
     saved_model = None
     if summary.how == "saved_model":
         saved_model = summary.folder.saved_model
@@ -93,7 +94,7 @@ def _key_parts(summary: ModelSummary) -> dict:
 
 def cache_for(summary: ModelSummary) -> DetectionsCache | None:
     """The detections cache of a loaded model (None when it cannot be fingerprinted)."""
-    key = model_key(**_key_parts(summary))
+    key = model_key(**key_parts(summary))
     return DetectionsCache(key) if key else None
 
 
@@ -141,7 +142,7 @@ def _folder_state(folder) -> dict:
 
 
 def remember(request: tuple, summary: ModelSummary, cache: DetectionsCache) -> None:
-    parts = _key_parts(summary)
+    parts = key_parts(summary)
     mapping_file = _mapping_file(summary)
     record = {"key": cache.key, "parts": {k: (str(v) if isinstance(v, Path) else v) for k, v in parts.items()},
               "folder": _folder_state(summary.folder), "mapping_file": str(mapping_file) if mapping_file else None,
@@ -244,11 +245,37 @@ def evaluate(host: ModelHost, images: list[Path], truth: GroundTruth, *, use_cac
     """
     summary = summary if summary is not None else host.loading.result()
     map_classes(truth, summary.label_map)
+    images = [Path(p) for p in images]
+    done = detect_images(host, images, summary=summary, use_cache=use_cache, on_progress=on_progress, job=job)
+    if done.cache is not None and request is not None:
+        remember(request, summary, done.cache)
+    return _finish(summary, truth, images, done.detections, summary.class_names(), done.seconds, done.cached)
+
+
+@dataclass
+class DetectedImages:
+    """What :func:`detect_images` found: each image's detections (at threshold 0) and its content key."""
+
+    detections: list
+    keys: list[str]
+    cached: int
+    seconds: float
+    cache: DetectionsCache | None = None
+
+
+def detect_images(host: ModelHost, images: list[Path], *, summary: ModelSummary | None = None,
+                  use_cache: bool = True, on_progress: Callable[[Progress], None] | None = None,
+                  job: EvaluationJob | None = None) -> DetectedImages:
+    """Every image's detections (at threshold 0): from the detections cache, else from the model, reading
+    the next image while the engine runs the current one. Blocks; ``CancelledError`` when ``job`` is
+    cancelled. Evaluations and reviews both start here."""
+    summary = summary if summary is not None else host.loading.result()
     names = summary.class_names()
     cache = cache_for(summary)          # written always; read only with use_cache
     about = {"model": str(summary.path), "checkpoint": summary.checkpoint_name, "signature": summary.signature}
     images = [Path(p) for p in images]
     detections: list = [None] * len(images)
+    keys: list[str] = [""] * len(images)
     start = time.perf_counter()
     ran = cached = 0
     run_time = 0.0
@@ -285,7 +312,7 @@ def evaluate(host: ModelHost, images: list[Path], truth: GroundTruth, *, use_cac
             raise CancelledError("evaluation cancelled")
         if not path.is_file():
             load_image(path)                      # its one-line error for what is not a readable file
-        key = _image_key(path)
+        key = keys[i] = _image_key(path)
         hit = cache.get(key, names) if cache is not None and use_cache else None
         if hit is not None:
             detections[i] = hit
@@ -307,11 +334,7 @@ def evaluate(host: ModelHost, images: list[Path], truth: GroundTruth, *, use_cac
         finish(pending)
         done += 1
         report(done)
-    detect_seconds = time.perf_counter() - start
-
-    if cache is not None and request is not None:
-        remember(request, summary, cache)
-    return _finish(summary, truth, images, detections, names, detect_seconds, cached)
+    return DetectedImages(detections, keys, cached, time.perf_counter() - start, cache)
 
 
 def _finish(summary: ModelSummary, truth: GroundTruth, images: list[Path], detections: list, names: dict,

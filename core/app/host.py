@@ -132,7 +132,7 @@ def restore_refusal(how: str, report: RestoreReport | None) -> str | None:
         return None
     target = Path(report.target).name or report.target
     if report.verdict == FAILED:
-        if not report.matched:
+        if not report.matched or not report.assigned:
             why = report.notes[0] if report.notes else "no value matched"
             return (f"{report.source} restored nothing into {target} (failed: {why}); detections would come from "
                     "the model's own weights, not the checkpoint's")

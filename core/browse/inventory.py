@@ -565,8 +565,9 @@ def head_classes(inv: Inventory) -> int | None:
 
 
 def _entries_and_step(ref: CheckpointRef) -> tuple[int, int | None]:
-    b = Bundle(ref.prefix)
-    return len(b.entries), read_step(b)
+    """A checkpoint's entry count and step for the picker, its other entries left undecoded (Bundle.glance)."""
+    b = Bundle.glance(ref.prefix, STEP_KEYS, first=True)
+    return b.count, read_step(b)
 
 
 def object_graph_of(mf: ModelFolder, bundle: Bundle) -> ObjectGraph:

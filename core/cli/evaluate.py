@@ -26,6 +26,9 @@ def add_parser(sub) -> None:
     ev.add_argument("--threshold", type=float, default=0.5, help="score threshold for TP/FP/FN (default 0.5)")
     ev.add_argument("--json", action="store_true", help="print one JSON object (schema in the README)")
     ev.add_argument("--report", metavar="FILE.html", help="write a self-contained HTML report")
+    ev.add_argument("--review", metavar="REVIEW.db", help="an annotators' review file: its summary (precision as "
+                                                          "people judged it, corrections by kind) goes into the "
+                                                          "report and the JSON")
     ev.add_argument("--labels", help="a label map (label_map.pbtxt, COCO json, labels.txt)")
     ev.add_argument("--checkpoint", help="restore this ckpt-N into the model first")
     ev.add_argument("--template", help="a SavedModel of the same architecture, for a checkpoint folder")
@@ -39,6 +42,10 @@ def add_parser(sub) -> None:
                     help="load a SavedModel whose graph reads or writes files, runs Python or uses the network")
     ev.add_argument("--no-cache", action="store_true", help="run the model on every image (the cache is still "
                                                             "written)")
+    ev.add_argument("--runner", metavar="NAME", help="run the model on Apache Beam (DirectRunner, FlinkRunner, "
+                    "DataflowRunner, ...); Beam's pipeline options follow as --name=value; needs detscope[beam]")
+    ev.add_argument("--out", metavar="DIR", help="with --runner: where the pipeline writes its detections (JSON "
+                                                 "lines; a folder every worker can write, e.g. gs://bucket/run)")
     ev.set_defaults(func=cmd_eval)
 
 
@@ -88,27 +95,42 @@ def _host():
                             if os.environ.get("DETSCOPE_VERBOSE") else None))
 
 
+def _review_summary(path: str) -> dict:
+    from ..review.export import summary
+    from ..review.store import ReviewStore
+
+    with ReviewStore.open(path) as store:
+        return summary(store)
+
+
 def cmd_eval(args) -> int:
     from ..app.evaluation import evaluate, evaluate_from_cache, read_truth, request_of
     from ..media.images import list_images
 
     if not 0 < args.iou <= 1:
         raise errors.UserError(f"--iou {args.iou}: must be above 0 and at most 1")
-    images = list_images(args.images)
-    if not images:
+    beam = getattr(args, "runner", None)    # the images flow through an Apache Beam pipeline (core/cli/batch.py)
+    images = [] if beam else list_images(args.images)
+    if not images and not beam:
         raise errors.UserError(f"no images in {' '.join(args.images)}")
-    truth = read_truth(args.gt, images, fmt=args.gt_format)        # a bad annotation file fails before the model loads
+    truth = None if beam else read_truth(args.gt, images, fmt=args.gt_format)  # a bad annotation file fails first
+    review = _review_summary(args.review) if args.review else None  # so does a bad review file
     options = dict(checkpoint=args.checkpoint, labels=args.labels, signature=args.signature, template=args.template,
                    factory=args.factory, scale=args.scale, safe_mode=not args.unsafe_keras,
                    tags=[t.strip() for t in args.tags.split(",") if t.strip()] if args.tags else None)
     if args.trust_model:
         options["trust_model"] = True
-    result = None if args.no_cache else evaluate_from_cache(args.model, options, images, truth)
-    if result is not None:
-        sys.stderr.write(f"detections of all {len(images)} images from the cache; the model was not loaded "
-                         f"(--no-cache runs it)\n")
+    if beam:
+        from .batch import evaluate as evaluate_on_beam
+
+        result = evaluate_on_beam(args, args.beam_args)        # its ground truth is read before the pipeline runs
     else:
-        result = _run(args, options, images, truth, evaluate, request_of(args.model, options))
+        result = None if args.no_cache else evaluate_from_cache(args.model, options, images, truth)
+        if result is not None:
+            sys.stderr.write(f"detections of all {len(images)} images from the cache; the model was not loaded "
+                             f"(--no-cache runs it)\n")
+        else:
+            result = _run(args, options, images, truth, evaluate, request_of(args.model, options))
     for f in result.findings:
         if f.severity != "info" or f.message.endswith("left out of the metrics"):
             sys.stderr.write(f"{f.line()}\n")
@@ -116,10 +138,13 @@ def cmd_eval(args) -> int:
         from ..eval.report import write_report
 
         out = write_report(result.evaluator, Path(args.report), threshold=args.threshold, iou=args.iou,
-                           about=result.about())
+                           about=result.about(), review=review)
         sys.stderr.write(f"report written to {out}\n")
     if args.json:
-        json.dump(result.as_json(args.threshold, args.iou), sys.stdout, indent=2)
+        out_json = result.as_json(args.threshold, args.iou)
+        if review is not None:
+            out_json["review"] = review
+        json.dump(out_json, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
         _print(result, args.threshold, args.iou)

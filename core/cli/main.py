@@ -27,6 +27,12 @@ EXIT_INCOMPLETE = 1     # `restore`: the verdict is partial or failed
 FACT_ROWS = 20
 
 
+def _print_json(obj) -> None:
+    """``obj`` as one line of JSON on stdout, in one write: one system call even with PYTHONUNBUFFERED=1, and
+    NumPy-free C encoding (an indent would force the pure-Python encoder: seconds for 50,000 entries)."""
+    sys.stdout.write(json.dumps(obj) + "\n")
+
+
 def _print_tree(node, out, depth: int = 0, max_depth: int | None = None, show_all: bool = False,
                 skip=()) -> None:
     from ..browse.inventory import FACT, FINDING
@@ -65,8 +71,7 @@ def cmd_inspect(args) -> int:
     if args.tensor is not None:
         return _inspect_tensor(inv, args)
     if args.json:
-        json.dump(inv.as_json(), sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        _print_json(inv.as_json())
         return 0
     out = sys.stdout
     out.write(f"{inv.folder.path}  [{inv.kind}]\n")
@@ -101,8 +106,7 @@ def _inspect_tensor(inv, args) -> int:
     except TypeError as exc:  # a dtype without statistics (an HDF5 compound type, say)
         raise errors.UserError(f"{_where(inv)}: {key}: {exc}") from None
     if args.json:
-        json.dump({"key": key, **st.as_json()}, sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        _print_json({"key": key, **st.as_json()})
     elif not args.npy:
         sys.stdout.write(_stats_text(key, st))
     return 0
@@ -205,6 +209,10 @@ def _tags(args) -> list[str] | None:
 def cmd_detect(args) -> int:
     from ..media.images import list_images
 
+    if args.runner:                      # the images flow through an Apache Beam pipeline (core/cli/batch.py)
+        from .batch import detect as detect_on_beam
+
+        return detect_on_beam(args, args.beam_args, _coco_ids)
     images = list_images(args.images)
     if not images:
         raise errors.UserError(f"no images in {' '.join(args.images)}")
@@ -253,8 +261,7 @@ def cmd_detect(args) -> int:
         Path(args.coco_results).write_text(json.dumps(coco))
     if args.json:
         marked = {"partial_restore": partial} if partial else {}
-        json.dump({"model": str(args.model), **marked, "images": results, "failed": failed}, sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        _print_json({"model": str(args.model), **marked, "images": results, "failed": failed})
     if failed:
         if len(images) > 1:
             sys.stderr.write(f"error: {len(failed)} of {len(images)} images failed (named above); "
@@ -299,17 +306,15 @@ def cmd_restore(args) -> int:
         # A TF1 export whose weights are frozen into its graph: nothing to restore, nothing wrong.
         if args.json:
             selected = model.folder.selected
-            json.dump({"verdict": "not_needed", "source": selected.name if selected else None,
-                       "target": str(model.folder.saved_model), "notes": [model.restore_note]}, sys.stdout, indent=2)
-            sys.stdout.write("\n")
+            _print_json({"verdict": "not_needed", "source": selected.name if selected else None,
+                         "target": str(model.folder.saved_model), "notes": [model.restore_note]})
         else:
             sys.stdout.write(model.restore_note + "\n")
         return 0
     if report is None:
         raise errors.UserError(f"{args.checkpoint}: there was no checkpoint to restore")
     if args.json:
-        json.dump(report.as_json(), sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        _print_json(report.as_json())
     else:
         _print_report(report)
     # Only a complete restore is a success: scripts can tell a partial or failed one by the status.
@@ -356,7 +361,7 @@ def cmd_map_outputs(args) -> int:
         return 0
     if args.boxes is None:
         current = load_mapping(key)
-        sys.stdout.write(json.dumps(current.as_json() if current else None, indent=2) + "\n")
+        _print_json(current.as_json() if current else None)
         return 0
     mapping = OutputMapping.from_json({
         "boxes": args.boxes, "scores": args.scores, "classes": args.classes,
@@ -386,8 +391,7 @@ def cmd_diff(args) -> int:
 
     drift = diff_checkpoints(args.a, args.b, include_optimizer=args.all)
     if args.json:
-        json.dump(drift.as_json(), sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        _print_json(drift.as_json())
         return 0
     _print_drift(drift, args.depth, args.top)
     return 0
@@ -484,8 +488,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="run even when the checkpoint was not restored completely (partial, failed, or matched "
                           "nothing); every output is then marked")
     det.add_argument("--json", action="store_true", help="print one JSON object")
-    det.add_argument("--out", help="write annotated images into this folder")
+    det.add_argument("--out", help="write annotated images into this folder (with --runner: the detections, as JSON "
+                                   "lines, in a folder every worker can write)")
     det.add_argument("--coco-results", metavar="FILE", help="write detections in the COCO results format")
+    det.add_argument("--runner", metavar="NAME", help="run the model on Apache Beam (DirectRunner, FlinkRunner, "
+                     "DataflowRunner, ...); Beam's pipeline options follow as --name=value; needs detscope[beam]")
     det.set_defaults(func=cmd_detect)
 
     res = sub.add_parser("restore", help="restore a checkpoint into a model and report what matched")
@@ -531,6 +538,9 @@ def build_parser() -> argparse.ArgumentParser:
     dif.add_argument("--json", action="store_true", help="print one JSON object")
     dif.set_defaults(func=cmd_diff)
 
+    from .compare import add_parser as add_compare_parser   # detscope compare A B IMAGES [--gt ...]
+    add_compare_parser(sub)
+
     gui = sub.add_parser("gui", help="open the window (same as detscope-gui)", add_help=False)
     gui.add_argument("rest", nargs=argparse.REMAINDER, help="[MODEL] [IMAGE_OR_FOLDER...]")
     gui.set_defaults(func=cmd_gui)
@@ -543,7 +553,10 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["gui"]:  # everything after "gui" is the window's own (its --help included)
         args = argparse.Namespace(func=cmd_gui, rest=argv[1:])
     else:
-        args = parser.parse_args(argv)
+        args, rest = parser.parse_known_args(argv)
+        if rest and not getattr(args, "runner", None):   # only --runner takes options it does not know: Beam's
+            parser.error(f"unrecognized arguments: {' '.join(rest)}")
+        args.beam_args = rest
     try:
         return args.func(args)
     except BrokenPipeError:  # the reader of our output went away (`| head`): not an error

@@ -141,6 +141,36 @@ def _class_table(j: dict, ev: Evaluator) -> str:
     return f"<table>{head}{''.join(rows)}</table>"
 
 
+REVIEW_KINDS = (("correct", "correct"), ("wrong_class", "wrong class"), ("bad_box", "bad box"),
+                ("duplicate", "duplicate"), ("false_positive", "false positive"), ("missed", "missed"))
+
+
+def _review_section(r: dict) -> str:
+    """What people judged (a review summary): progress, per-class precision as judged, corrections by kind."""
+    m, p = r.get("model", {}), r.get("progress", {})
+    who = ", ".join(f"{escape(str(a))} ({n})" for a, n in sorted((r.get("annotators") or {}).items()))
+    meta = (f"<p class=meta>review <b>{escape(Path(str(r.get('review', ''))).name)}</b> of "
+            f"{escape(str(m.get('name') or str(m.get('fingerprint', ''))[:12]))} {escape(str(m.get('checkpoint', '')))}"
+            f" at threshold {_fmt(r.get('threshold'), 2)}; {escape(str(p.get('line', '')))}"
+            + (f"; verdicts by {who}" if who else "") + "</p>")
+    head = ("<tr><th class=l>class</th><th>judged</th>" + "".join(f"<th>{t}</th>" for _, t in REVIEW_KINDS)
+            + "<th>relabelled to</th><th>precision as judged</th><th>with bad boxes</th><th>recall as judged</th></tr>")
+    rows = [f'<tr><td class=l><span class="swatch" style="background:{_class_css(c["class_id"])}"></span>'
+            f'{escape(str(c["class"]))} <span class=note>({c["class_id"]})</span></td><td>{c["judged"]}</td>'
+            + "".join(f"<td>{c.get(k, 0)}</td>" for k, _ in REVIEW_KINDS)
+            + f'<td>{c.get("relabelled_to", 0)}</td><td>{_fmt(c.get("precision"))}</td>'
+              f'<td>{_fmt(c.get("precision_loose"))}</td><td>{_fmt(c.get("recall"))}</td></tr>'
+            for c in r.get("classes", [])]
+    corr = r.get("corrections") or {}
+    cards = "".join(f'<div class="card"><b>{corr.get(k, 0)}</b><span>{t}</span></div>'
+                    for k, t in REVIEW_KINDS if k != "correct")
+    comments = "".join(f"<li><b>{escape(str(c['image']))}</b> ({escape(str(c['state']))}): {escape(str(c['comment']))}</li>"
+                       for c in r.get("comments", []))
+    return ("<h2>Review by people</h2>" + meta + f'<div class="cards">{cards}</div>'
+            + f"<table>{head}{''.join(rows)}</table>"
+            + (f"<p class=note>Comments:</p><ul class=note>{comments}</ul>" if comments else ""))
+
+
 def _confusion_table(j: dict) -> str:
     labels, mat = j["confusion"]["labels"], np.asarray(j["confusion"]["matrix"])
     head = "<tr><th class=l>true \\ predicted</th>" + "".join(f"<th>{escape(s)}</th>" for s in labels) + "</tr>"
@@ -222,7 +252,7 @@ def _worst(ev: Evaluator, threshold: float, iou: float, n: int) -> str:
 
 
 def render_report(ev: Evaluator, *, threshold: float, iou: float = 0.5, about: dict | None = None,
-                  worst: int = WORST_IMAGES) -> str:
+                  worst: int = WORST_IMAGES, review: dict | None = None) -> str:
     j = evaluation_json(ev, threshold, iou, about, images="none")
     gt = j.get("ground_truth") or {}
     im = j["images"]
@@ -248,14 +278,18 @@ def render_report(ev: Evaluator, *, threshold: float, iou: float = 0.5, about: d
             "columns: the predicted class (background: objects nothing found).</p>", _confusion_table(j),
             "<h2>Errors</h2>", _errors(j),
             "<h2>Worst images</h2>", _worst(ev, threshold, iou, worst)]
+    if review is not None:
+        body.insert(body.index("<h2>Curves</h2>"), _review_section(review))
     return ("<!DOCTYPE html><html lang=en><head><meta charset=utf-8>"
             f"<title>{escape(title)}</title><style>{CSS}</style></head><body>{''.join(body)}</body></html>")
 
 
 def write_report(ev: Evaluator, path: Path, *, threshold: float, iou: float = 0.5, about: dict | None = None,
-                 worst: int = WORST_IMAGES) -> Path:
+                 worst: int = WORST_IMAGES, review: dict | None = None) -> Path:
+    """``review``: an annotators' review summary (``detscope review summary --json``'s object), given as
+    plain data by the caller (a review is a layer above the evaluation), shown as its own section."""
     path = Path(path)
-    html = render_report(ev, threshold=threshold, iou=iou, about=about, worst=worst)
+    html = render_report(ev, threshold=threshold, iou=iou, about=about, worst=worst, review=review)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(html, encoding="utf-8")
     return path

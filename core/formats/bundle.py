@@ -525,6 +525,106 @@ def _block_items(block: bytes):
         pos = end
 
 
+def _restarts(block: bytes) -> tuple[tuple[int, int, int, int], int]:
+    """A table block's first, second and last restart offsets and its number of restarts; where its entries end."""
+    n = len(block)
+    if n < 4:
+        raise _Corrupt("block shorter than its restart count")
+    runs = int.from_bytes(block[n - 4:], "little")
+    limit = n - 4 - 4 * runs
+    if limit < 0 or runs == 0 and limit > 0:
+        raise _Corrupt("restart array larger than the block")
+
+    def at(i: int) -> int:
+        return int.from_bytes(block[limit + 4 * i:limit + 4 * i + 4], "little")
+    if runs == 0:
+        return (0, 0, 0, 0), limit
+    return (at(0), at(1) if runs > 1 else limit, at(runs - 1), runs), limit
+
+
+def _entry_head(block: bytes, pos: int) -> tuple[int, int, int, int]:
+    """An entry's shared and unshared key lengths, its value length, and where its key bytes start
+    (one-byte varints, nearly all of them in an index, read inline)."""
+    shared = block[pos]
+    if shared < 0x80:
+        pos += 1
+    else:
+        shared, pos = _varint(block, pos)
+    unshared = block[pos]
+    if unshared < 0x80:
+        pos += 1
+    else:
+        unshared, pos = _varint(block, pos)
+    vlen = block[pos]
+    if vlen < 0x80:
+        pos += 1
+    else:
+        vlen, pos = _varint(block, pos)
+    return shared, unshared, vlen, pos
+
+
+def _run_length(block: bytes, pos: int, stop: int) -> int:
+    """Entries between byte ``pos`` and ``stop`` of a block, read by their lengths only."""
+    n = 0
+    while pos < stop:
+        _, unshared, vlen, pos = _entry_head(block, pos)
+        pos += unshared + vlen
+        n += 1
+    if pos != stop:
+        raise _Corrupt("entry runs past its restart point")
+    return n
+
+
+def _block_count(block: bytes, restarts: list[int], limit: int) -> int:
+    """Entries of a block: the first run's length times the runs before the last, plus the last run."""
+    if limit == 0:
+        return 0
+    first, second, last, runs = restarts
+    if runs == 1:
+        return _run_length(block, first, limit)
+    if not first < second <= last < limit:
+        raise _Corrupt("restart points out of order")
+    return _run_length(block, first, second) * (runs - 1) + _run_length(block, last, limit)
+
+
+def _restart_key(block: bytes, offset: int) -> bytes:
+    shared, unshared, _, pos = _entry_head(block, offset)
+    if shared:
+        raise _Corrupt("a restart point shares bytes with the key before it")
+    return block[pos:pos + unshared]
+
+
+def _seek(block: bytes, restarts: tuple[int, int, int, int], limit: int, key: bytes) -> tuple[int, int] | None:
+    """Where the value of ``key`` lies in a block (binary search of the restart points, then one run)."""
+    runs = restarts[3]
+    if limit == 0:
+        return None
+
+    def restart(i: int) -> int:
+        return int.from_bytes(block[limit + 4 * i:limit + 4 * i + 4], "little")
+
+    lo, hi = 0, runs - 1
+    while lo < hi:              # the last restart whose key is <= key
+        mid = (lo + hi + 1) // 2
+        if _restart_key(block, restart(mid)) <= key:
+            lo = mid
+        else:
+            hi = mid - 1
+    pos = restart(lo)
+    stop = restart(lo + 1) if lo + 1 < runs else limit
+    current = b""
+    while pos < stop:
+        shared, unshared, vlen, pos = _entry_head(block, pos)
+        current = current[:shared] + block[pos:pos + unshared]
+        pos += unshared
+        if current == key:
+            return pos, pos + vlen
+        if current > key:
+            return None
+        pos += vlen
+    return None
+
+
 def _is_lfs_pointer(head: bytes) -> bool:
     return head.startswith(LFS_SIGNATURE)
 
@@ -599,7 +699,7 @@ class Bundle:
     (:data:`LITTLE` or :data:`BIG`) and ``version`` (a VersionDef) come from the header.
     """
 
-    def __init__(self, prefix):
+    def __init__(self, prefix, *, _read: bool = True):
         self.prefix = split_prefix(prefix)
         self.index_path = Path(str(self.prefix) + ".index")
         self.entries: dict[str, Entry] = {}
@@ -608,7 +708,93 @@ class Bundle:
         self.num_shards = 1
         self.endianness = LITTLE
         self.version = protos.TENSOR["VersionDef"]()
-        self._read_index()
+        self.partial = False        # a glance: ``entries`` holds only the keys asked for
+        self.count = 0              # entries of the whole index (``len(entries)`` unless partial)
+        if _read:
+            self._read_index()
+            self.count = len(self.entries)
+
+    @classmethod
+    def glance(cls, prefix, wanted=(), *, first: bool = False) -> "Bundle":
+        """The bundle's header, its entry count and the entries of the ``wanted`` keys, every other entry left
+        undecoded: a few hundred microseconds for an index of thousands of entries, where decoding it all
+        takes tens of milliseconds (a folder of 200 checkpoints lists each one's count and step this way).
+
+        ``partial`` is True and ``entries`` holds only the wanted keys that are there (with ``first``, only the
+        first of them, in the order given, that is there); ``count`` is what ``len(Bundle(prefix).entries)``
+        would be. Values of those entries read as usual (``read_raw``). Block checksums are verified as for a
+        full read.
+        """
+        bundle = cls(prefix, _read=False)
+        bundle.partial = True
+        if Path(bundle.prefix).is_dir() and not bundle.index_path.exists():
+            raise BundleError(f"{bundle.prefix.name} is a folder, not a checkpoint prefix", bundle.prefix)
+        data = read_table_file(bundle.index_path)
+        name = bundle.index_path.name
+        try:
+            keys = [k.encode("utf-8", "surrogateescape") for k in dict.fromkeys(wanted)]
+            bundle._glance_table(data, name, [k for k in keys if k and k[0] != 0], first)  # tensor names only
+        except _Corrupt as exc:
+            raise BundleError(f"{name} is corrupt: {exc}", bundle.index_path) from exc
+        except (IndexError, ValueError, UnicodeDecodeError, OverflowError, MemoryError) as exc:
+            raise BundleError(f"{name} is truncated or corrupt ({type(exc).__name__}: {exc})",
+                              bundle.index_path) from exc
+        return bundle
+
+    def _glance_table(self, data: bytes, name: str, wanted: list[bytes], first: bool) -> None:
+        """Count the entries block by block from the restart arrays, decoding only the header and ``wanted``.
+
+        A table block starts a restart run every ``interval`` entries (LevelDB's block builder, 16 in
+        TensorFlow's writer), so a block with R restarts holds ``interval * (R - 1)`` entries plus its last
+        run: only the first and the last run of each block are walked. The header and any slice keys
+        (key byte 0) sort before every tensor name, so they are met, and not counted, at the start.
+        """
+        path = self.index_path
+        footer = data[-FOOTER_SIZE:]
+        _, pos = _varint(footer, 0)
+        _, pos = _varint(footer, pos)
+        index_offset, pos = _varint(footer, pos)
+        index_size, pos = _varint(footer, pos)
+        index_block = _read_block(data, index_offset, index_size, name, path)
+        leading = True          # still among the header and slice keys at the start of the table
+        header_seen = False
+        count = 0
+        found: dict[bytes, tuple[bytes, int, int]] = {}
+        best = len(wanted)      # with ``first``: the keys from this one on need no seeking
+        for _, start, _ in _block_items(index_block):
+            block_offset, pos = _varint(index_block, start)
+            block_size, pos = _varint(index_block, pos)
+            block = _read_block(data, block_offset, block_size, name, path)
+            restarts, limit = _restarts(block)
+            skipped = 0
+            if leading:
+                for raw_key, vstart, vend in _block_items(block):
+                    if not raw_key:
+                        self._parse_header(block[vstart:vend], name, path)
+                        header_seen = True
+                    elif raw_key[0] != 0:
+                        leading = False
+                        break
+                    skipped += 1
+            count += _block_count(block, restarts, limit) - skipped
+            for i, key in enumerate(wanted[:best]):
+                if key not in found:
+                    at = _seek(block, restarts, limit, key)
+                    if at is not None:
+                        found[key] = (block, *at)
+                        if first:       # the keys after this one are not wanted any more
+                            best = i
+                            break
+        for key in wanted:
+            if key in found:
+                block, vstart, vend = found[key]
+                text = key.decode("utf-8", "surrogateescape")
+                self.entries[text] = _decode_entry(text, block, vstart, vend, {})
+                if first:
+                    break
+        if not header_seen:
+            raise BundleError(f"{name} has no bundle header; not a TensorFlow V2 checkpoint index", path)
+        self.count = count
 
     # -- index ---------------------------------------------------------------------------
     def _read_index(self) -> None:
@@ -682,13 +868,21 @@ class Bundle:
         except KeyError:
             raise KeyError(f"{key!r} is not in {self.index_path.name}") from None
 
-    def _numpy_dtype(self, entry: Entry, what: str) -> np.dtype:
-        import numpy as np
-
+    def _check_readable(self, entry: Entry, what: str) -> int:
+        """The entry's base dtype; a resource, variant or unknown one is refused (without importing NumPy)."""
         base = entry.dtype - dtypes.REF_OFFSET if entry.dtype > dtypes.REF_OFFSET else entry.dtype
         if base in (dtypes.DT_RESOURCE, dtypes.DT_VARIANT):
             raise BundleError(f"{what} in {self.index_path.name} is a {dtypes.tf_name(base)} tensor, "
                               "which is not readable as values", self.index_path)
+        if not dtypes.known(base):
+            raise BundleError(f"{what} in {self.index_path.name} has dtype {dtypes.tf_name(base)}, "
+                              "which detscope cannot read", self.index_path)
+        return base
+
+    def _numpy_dtype(self, entry: Entry, what: str) -> np.dtype:
+        import numpy as np
+
+        base = self._check_readable(entry, what)
         dt = dtypes.numpy_dtype(base)
         if dt is None:
             raise BundleError(f"{what} in {self.index_path.name} has dtype {dtypes.tf_name(base)}, "
@@ -895,7 +1089,7 @@ class Bundle:
                 raise BundleError(f"{key} in {self.index_path.name} holds {entry.num_elements} strings, "
                                   "not one value", self.index_path)
             return self._string_values(entry, key, 1)[0]
-        self._numpy_dtype(entry, key)  # refuses resource and variant tensors
+        self._check_readable(entry, key)  # refuses resource and variant tensors; NumPy is not needed for bytes
         buf, path = self._read_bytes(entry, key)
         self._verify(entry, crc32c(buf), path, key)
         return bytes(buf)

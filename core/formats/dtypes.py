@@ -91,6 +91,12 @@ def name(number: int) -> str:
     return entry[1]
 
 
+def known(number: int) -> bool:
+    """Whether values of TF dtype ``number`` have a NumPy type to be read as (no NumPy import)."""
+    entry = _TABLE.get(_base(number))
+    return entry is not None and entry[1] is not None
+
+
 def itemsize(number: int) -> int | None:
     dt = numpy_dtype(number)
     if dt is None or dt.kind == "O":

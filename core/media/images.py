@@ -47,19 +47,34 @@ _quiet_pillow = False
 
 
 def load_image(path: str | Path) -> np.ndarray:
-    from PIL import Image, ImageOps
+    path = Path(path)
+    return _decode(lambda: files.open_regular(path, what="image", limit=files.IMAGE_FILE_LIMIT, error=ImageError),
+                   path.name)
+
+
+def decode_image(data: bytes, name: str) -> np.ndarray:
+    """An image file's bytes (read from remote storage, a TFRecord) decoded as :func:`load_image` decodes a
+    file, with the same limits; ``name`` names it in the one-line error."""
+    import io
+
+    if len(data) > files.IMAGE_FILE_LIMIT:
+        raise ImageError(f"{name} is {len(data):,} bytes, more than the {files.IMAGE_FILE_LIMIT:,} detscope reads "
+                         "for an image")
+    return _decode(lambda: io.BytesIO(data), name)
+
+
+def _decode(opener, name: str) -> np.ndarray:
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     global _quiet_pillow
     if not _quiet_pillow:  # Pillow warns (on stderr) from 89 megapixels; the limit here is detscope's own
         warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
         _quiet_pillow = True
-    path = Path(path)
     try:
-        with files.open_regular(path, what="image", limit=files.IMAGE_FILE_LIMIT, error=ImageError) as f, \
-                Image.open(f) as img:
+        with opener() as f, Image.open(f) as img:
             w, h = img.size
             if w * h > IMAGE_PIXEL_LIMIT:
-                raise ImageError(f"{path.name} is {w}x{h} pixels, more than the {IMAGE_PIXEL_LIMIT:,} "
+                raise ImageError(f"{name} is {w}x{h} pixels, more than the {IMAGE_PIXEL_LIMIT:,} "
                                  "detscope reads")
             img.load()
             ImageOps.exif_transpose(img, in_place=True)  # no copy when there is nothing to turn
@@ -68,11 +83,13 @@ def load_image(path: str | Path) -> np.ndarray:
         raise
     except Image.DecompressionBombError as exc:
         m = _PILLOW_PIXELS.search(str(exc))
-        raise ImageError(f"{path.name} has {m.group(1) if m else 'too many'} pixels, more than the "
+        raise ImageError(f"{name} has {m.group(1) if m else 'too many'} pixels, more than the "
                          f"{IMAGE_PIXEL_LIMIT:,} detscope reads") from exc
     except Exception as exc:  # a decoder's complaint, whatever its type, is about this image
         cause = " ".join(str(exc).split())[:200] or type(exc).__name__
-        raise ImageError(f"{path.name} is not a readable image ({cause})") from exc
+        if isinstance(exc, UnidentifiedImageError):   # its text names a file object, not the file
+            cause = "no image format Pillow knows"
+        raise ImageError(f"{name} is not a readable image ({cause})") from exc
 
 
 def list_images(paths) -> list[Path]:

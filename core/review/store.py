@@ -30,7 +30,6 @@ from pathlib import Path
 
 from ..base.errors import UserError
 from ..base.paths import data_dir
-from ..eval.cache import digest_file, model_key
 
 SCHEMA_VERSION = 1
 DETECTION_VERDICTS = ("correct", "wrong_class", "bad_box", "duplicate", "false_positive")
@@ -50,6 +49,8 @@ class ReviewError(UserError):
 
 def image_key(path: str | Path) -> str:
     """An image's key: the hash of its bytes, as the detections cache keys it."""
+    from ..eval.cache import digest_file  # here: the cache loads NumPy, which `detscope inspect` never needs
+
     return digest_file(Path(path))
 
 
@@ -63,7 +64,9 @@ class ModelId:
 
     @classmethod
     def from_parts(cls, *, checkpoint: str = "", name: str = "", **key_parts) -> "ModelId":
-        """From what :func:`~detscope.core.eval.cache.model_key` hashes (``app.evaluation._key_parts``)."""
+        """From what :func:`~detscope.core.eval.cache.model_key` hashes (``app.evaluation.key_parts``)."""
+        from ..eval.cache import model_key  # here: the cache loads NumPy
+
         key = model_key(**key_parts)
         if key is None:
             raise ReviewError("this model cannot be fingerprinted (built by a factory function): "

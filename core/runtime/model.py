@@ -34,7 +34,7 @@ from ..formats.kerasfile import read_keras_file
 from ..formats.savedmodel import SavedModelError, SavedModelInfo, read_saved_model
 from ..browse import integrity
 from .report import FAILED, RestoreError, RestoreReport
-from .restore import restore_checkpoint
+from .restore import plan_restore, restore_checkpoint
 from . import builders
 from .templates import TemplateChoice, choose_template
 
@@ -87,15 +87,18 @@ def _restore(mf: ModelFolder, ref: CheckpointRef, live, target: str, job) -> Res
         bundle = Bundle(ref.prefix)
     except BundleError as exc:
         raise RestoreError(str(exc)) from exc
+    graph = object_graph_of(mf, bundle)
     # A data shard that is missing, a folder, empty or short: nothing is assigned (a restore from what can be
-    # read would mix the checkpoint's values with the model's own), and the report names the file.
+    # read would mix the checkpoint's values with the model's own), and the report names the file. The plan
+    # comes first, from the index alone: what would match, what the model misses, every shape mismatch.
     broken = integrity.shard_findings(bundle)
     if broken:
-        report = RestoreReport(FAILED, ref.name, target)
-        report.notes.extend(f.message for f in broken)
+        report, _ = plan_restore(bundle, live, graph, source=ref.name, target=target)
+        report.verdict, report.assigned = FAILED, False
+        report.notes[:0] = [f.message for f in broken] + [
+            f"nothing was assigned: the lists are what {ref.name}.index says would be restored"]
         return report
-    report = restore_checkpoint(bundle, live, source=ref.name, target=target, job=job,
-                                graph=object_graph_of(mf, bundle))
+    report = restore_checkpoint(bundle, live, source=ref.name, target=target, job=job, graph=graph)
     if not report.matched and not report.missing and not report.shape_mismatches:
         report.notes.append(f"the model has no variables: its {integrity.FROZEN}")
     return report
@@ -267,6 +270,11 @@ def _warm_up(loaded: LoadedModel, job) -> None:
     loaded.seconds["warmup"] = time.perf_counter() - start
 
 
+NOTHING_TO_RESTORE_INTO = ("{name}: a checkpoint holds values, not the architecture: restore it into an export of "
+                           "the same model (--template SAVEDMODEL; in the window, Model ▸ Restore into a SavedModel) "
+                           "or a model your code builds (--factory FILE.py:build)")
+
+
 def load_model(path: str | Path | ModelFolder, **options) -> LoadedModel:
     """Load what ``path`` names, restore its checkpoint when there is one, and build its detector.
 
@@ -311,6 +319,11 @@ def _load_model(path: str | Path | ModelFolder, *, checkpoint: str | None = None
     # ... and say which part is broken, naming it, before TensorFlow trips over it
     ref, restore_note = _check_parts(mf, ref, template=template, factory=factory, explicit=checkpoint is not None,
                                      vetted=vetted, findings=findings)
+    # ... and a checkpoint with nothing to restore into (no export, no config a builder knows, no factory)
+    # is said from the folder alone: importing TensorFlow to say so would cost seconds and half a gigabyte
+    if not factory and mf.kind != folders.KERAS and not template and find_template(mf) is None \
+            and builders.plan_for(mf) is None:
+        raise UserError(NOTHING_TO_RESTORE_INTO.format(name=mf.path.name))
 
     # here, on the engine thread, so the caller's start stays fast; the inventory (read on other threads)
     # is loaded first so that no thread imports it while TensorFlow's libraries are being mapped
@@ -345,9 +358,7 @@ def _load_model(path: str | Path | ModelFolder, *, checkpoint: str | None = None
         if plan is not None:        # a training config beside the checkpoints: its framework builds the model
             return _load_built(mf, plan, ref, label_map, findings, start, warmup=warmup, job=job)
         if tpl is None:
-            raise UserError(f"{mf.path.name}: a checkpoint holds values, not the architecture: restore it into "
-                            "an export of the same model (--template SAVEDMODEL; in the window, Model ▸ Restore "
-                            "into a SavedModel) or a model your code builds (--factory FILE.py:build)")
+            raise UserError(NOTHING_TO_RESTORE_INTO.format(name=mf.path.name))
         live, messages = load_saved_model(tpl, tags=tags, job=job, trust=trust_model, info=vetted)
         how, target = ("saved_model", str(tpl)) if ref is None else ("checkpoint+template", str(tpl))
         if messages:

@@ -67,6 +67,9 @@ class RestoreReport:
     mapping: dict[str, str] = field(default_factory=dict)    # checkpoint path -> live path of the roots
     notes: list[str] = field(default_factory=list)
     tf_messages: dict[str, int] = field(default_factory=dict)  # summarised TensorFlow warnings
+    # False when the values could not be read (a data shard missing or short): the lists are then the plan made
+    # from the index alone, what would match, miss and mismatch, and nothing was assigned.
+    assigned: bool = True
 
     def __post_init__(self):
         self.verdict = Verdict(self.verdict)
@@ -78,7 +81,8 @@ class RestoreReport:
         return groups
 
     def summary(self) -> str:
-        parts = [f"{self.verdict}: {len(self.matched)} values matched"]
+        parts = [f"{self.verdict}: {len(self.matched)} values matched" if self.assigned else
+                 f"{self.verdict}: nothing assigned ({len(self.matched)} values would match)"]
         if self.missing:
             parts.append(f"{len(self.missing)} model variables not restored")
         if self.shape_mismatches:
@@ -95,6 +99,7 @@ class RestoreReport:
             "source": self.source,
             "target": self.target,
             "matched": len(self.matched),
+            "assigned": self.assigned,
             "matched_keys": list(self.matched),
             "unused": [{"key": u.key, "group": GROUP_TITLES.get(u.group, u.group), "shape": list(u.shape)}
                        for u in self.unused],
@@ -145,7 +150,8 @@ def report_sections(report: RestoreReport) -> list[ReportSection]:
         # Unused model values mean part of the model kept its initial weights: worth a look.
         add(f"unused:{group}", f"Unused {GROUP_TITLES.get(group, group)}", "warning" if group == MODEL else "dim",
             [(f"{u.key}  {fmt_shape(u.shape)}", u.key) for u in items], group == MODEL)
-    add("matched", "Matched", "ok", [(k, k) for k in report.matched])
+    add("matched", "Matched" if report.assigned else "Would match (not assigned)", "ok" if report.assigned else "dim",
+        [(k, k) for k in report.matched])
     add("notes", "Notes", "info", [(n, None) for n in report.notes], True)
     add("tf_messages", "TensorFlow said", "dim",
         [(f"{count} × {msg}", None) for msg, count in sorted(report.tf_messages.items(), key=lambda kv: -kv[1])])

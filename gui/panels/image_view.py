@@ -5,6 +5,10 @@ One ``QGraphicsPixmapItem`` holds the picture; each detection is a
 its class colour, and its label is an item that ignores the view transform (so it
 stays readable when zoomed out). Zoom and pan are the view's transform and scroll
 bars: wheel or +/- to zoom around the cursor, drag to pan, F or 0 to fit.
+
+For a review, one box may be made editable (:meth:`ImageView.edit_box`: a handle on each corner, dragged
+to correct it; ``box_edited`` on release) and a new box may be drawn (:meth:`ImageView.set_drawing`: the
+next drag draws instead of panning; ``box_drawn`` on release). Clicks, zoom and pan work as before.
 """
 
 from __future__ import annotations
@@ -21,6 +25,10 @@ if TYPE_CHECKING:
 ZOOM_STEP = 1.25
 MIN_SCALE, MAX_SCALE = 0.02, 64.0
 BOX_Z, LABEL_Z = 10, 20
+HANDLE_Z = 30
+HANDLE_SIZE = 9                  # screen pixels
+GRAB = 8                         # how near a corner (screen pixels) a press grabs it
+MIN_BOX = 2.0                    # image pixels: a drawn or edited box is at least this wide and high
 
 
 def to_qimage(rgb: np.ndarray) -> QImage:
@@ -105,11 +113,27 @@ class BoxItem(QGraphicsRectItem):
         self.setBrush(QBrush(fill) if on else Qt.BrushStyle.NoBrush)
 
 
+class HandleItem(QGraphicsRectItem):
+    """A square on a corner of the box being edited, the same size at every zoom."""
+
+    def __init__(self, colour: QColor, parent=None):
+        half = HANDLE_SIZE / 2
+        super().__init__(QRectF(-half, -half, HANDLE_SIZE, HANDLE_SIZE), parent)
+        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations, True)
+        pen = QPen(QColor(Qt.GlobalColor.black), 1)
+        pen.setCosmetic(True)
+        self.setPen(pen)
+        self.setBrush(QBrush(colour))
+        self.setZValue(HANDLE_Z)
+
+
 class ImageView(QGraphicsView):
     """Shows one image (pixels = scene units) and a list of boxes over it."""
 
     box_clicked = Signal(int)        # row of the clicked box, -1 for a click beside every box
     zoom_changed = Signal(float)
+    box_edited = Signal(int, object)  # row, (x0, y0, x1, y1) in image pixels: a corner was dragged
+    box_drawn = Signal(object)        # (x0, y0, x1, y1): a box drawn in drawing mode
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -136,6 +160,13 @@ class ImageView(QGraphicsView):
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.setAcceptDrops(False)          # drops go to the window, which decides what they are
         self.viewport().setAcceptDrops(False)
+        self.editing = -1                   # the row whose corners have handles
+        self.drawing = False                # the next drag draws a box
+        self._handles: list[HandleItem] = []
+        self._grab: tuple[int, int] | None = None     # (x index 0|2, y index 1|3) of the corner dragged
+        self._edit_rect: list[float] | None = None    # x0, y0, x1, y1 while a corner is dragged
+        self._draw_from: QPointF | None = None
+        self._draw_item: QGraphicsRectItem | None = None
 
     # --- the picture -------------------------------------------------------------------------
     @property
@@ -192,6 +223,7 @@ class ImageView(QGraphicsView):
             scene.removeItem(item)
         self.boxes, self.labels = [], []
         self.highlighted = -1
+        self._drop_handles()
         if dets is None:
             return
         for row, (box, score, cid, label) in enumerate(zip(dets.boxes, dets.scores, dets.class_ids, dets.labels)):
@@ -236,6 +268,59 @@ class ImageView(QGraphicsView):
                     best, area = item.row, a
         return best
 
+    # --- editing and drawing (a review) -----------------------------------------------------------
+    def edit_box(self, row: int) -> None:
+        """Put a handle on each corner of box ``row`` (-1: none); dragging one corrects the box."""
+        self._drop_handles()
+        if not 0 <= row < len(self.boxes):
+            return
+        self.editing = row
+        colour = QColor(self.boxes[row].colour)
+        for _ in range(4):
+            handle = HandleItem(colour)
+            self.scene().addItem(handle)
+            self._handles.append(handle)
+        self._place_handles(self.boxes[row].rect())
+
+    def _drop_handles(self) -> None:
+        for handle in self._handles:
+            if handle.scene() is not None:
+                handle.scene().removeItem(handle)
+        self._handles = []
+        self.editing = -1
+        self._grab = self._edit_rect = None
+
+    def _place_handles(self, rect: QRectF) -> None:
+        corners = (rect.topLeft(), rect.topRight(), rect.bottomLeft(), rect.bottomRight())
+        for handle, corner in zip(self._handles, corners):
+            handle.setPos(corner)
+
+    def set_drawing(self, on: bool) -> None:
+        """Drawing mode: the next left drag draws a box (``box_drawn``) instead of panning."""
+        self.drawing = bool(on)
+        self.setDragMode(QGraphicsView.DragMode.NoDrag if on else QGraphicsView.DragMode.ScrollHandDrag)
+        if on:                              # (the hand drag mode sets its own cursor)
+            self.viewport().setCursor(Qt.CursorShape.CrossCursor)
+
+    def _corner_at(self, pos: QPointF) -> tuple[int, int] | None:
+        if not 0 <= self.editing < len(self.boxes):
+            return None
+        r = self.boxes[self.editing].rect()
+        for xi, yi, corner in ((0, 1, r.topLeft()), (2, 1, r.topRight()), (0, 3, r.bottomLeft()),
+                               (2, 3, r.bottomRight())):
+            if (QPointF(self.mapFromScene(corner)) - pos).manhattanLength() <= GRAB * 1.5:
+                return xi, yi
+        return None
+
+    def _clamped(self, pos: QPointF) -> QPointF:
+        p = self.mapToScene(pos.toPoint())
+        w, h = self._image_size or (0, 0)
+        return QPointF(min(max(p.x(), 0.0), float(w)), min(max(p.y(), 0.0), float(h)))
+
+    @staticmethod
+    def _ordered(x0: float, y0: float, x1: float, y1: float) -> tuple[float, float, float, float]:
+        return min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)
+
     # --- input -------------------------------------------------------------------------------
     def wheelEvent(self, event) -> None:
         delta = event.angleDelta().y()
@@ -257,11 +342,61 @@ class ImageView(QGraphicsView):
             super().keyPressEvent(event)
 
     def mousePressEvent(self, event) -> None:
+        if event.button() == Qt.MouseButton.LeftButton and self._image_size is not None:
+            grab = self._corner_at(event.position())
+            if grab is not None:                      # a corner of the box being edited: drag it, no pan
+                r = self.boxes[self.editing].rect()
+                self._grab, self._edit_rect = grab, [r.left(), r.top(), r.right(), r.bottom()]
+                event.accept()
+                return
+            if self.drawing:
+                self._draw_from = self._clamped(event.position())
+                self._draw_item = QGraphicsRectItem(QRectF(self._draw_from, self._draw_from))
+                pen = QPen(QColor(255, 255, 0), 2, Qt.PenStyle.DashLine)
+                pen.setCosmetic(True)
+                self._draw_item.setPen(pen)
+                self._draw_item.setZValue(HANDLE_Z)
+                self.scene().addItem(self._draw_item)
+                event.accept()
+                return
         if event.button() == Qt.MouseButton.LeftButton:
             self._press = event.position()
         super().mousePressEvent(event)
 
+    def mouseMoveEvent(self, event) -> None:
+        if self._grab is not None:
+            p = self._clamped(event.position())
+            xi, yi = self._grab
+            self._edit_rect[xi], self._edit_rect[yi] = p.x(), p.y()
+            x0, y0, x1, y1 = self._ordered(*self._edit_rect)
+            rect = QRectF(x0, y0, max(x1 - x0, 0.5), max(y1 - y0, 0.5))
+            self.boxes[self.editing].setRect(rect)
+            self._place_handles(rect)
+            event.accept()
+            return
+        if self._draw_item is not None:
+            p = self._clamped(event.position())
+            self._draw_item.setRect(QRectF(self._draw_from, p).normalized())
+            event.accept()
+            return
+        super().mouseMoveEvent(event)
+
     def mouseReleaseEvent(self, event) -> None:
+        if event.button() == Qt.MouseButton.LeftButton and self._grab is not None:
+            box = self._ordered(*self._edit_rect)
+            self._grab = self._edit_rect = None
+            if box[2] - box[0] >= MIN_BOX and box[3] - box[1] >= MIN_BOX:
+                self.box_edited.emit(self.editing, box)
+            event.accept()
+            return
+        if event.button() == Qt.MouseButton.LeftButton and self._draw_item is not None:
+            r = self._draw_item.rect()
+            self.scene().removeItem(self._draw_item)
+            self._draw_item = self._draw_from = None
+            event.accept()
+            if r.width() >= MIN_BOX and r.height() >= MIN_BOX:
+                self.box_drawn.emit((r.left(), r.top(), r.right(), r.bottom()))
+            return
         super().mouseReleaseEvent(event)
         if event.button() == Qt.MouseButton.LeftButton and self._press is not None:
             moved = (event.position() - self._press).manhattanLength()

@@ -16,9 +16,10 @@ from detscope.core.base.text import fmt_bytes, fmt_shape  # noqa: F401  (fmt_sha
 from detscope.core.browse.inventory import VALUE_KINDS, NodeKind
 
 from ..qt import style
+from .drift_column import MOVED_COLOUR, ONLY_A, SHAPE as SHAPE_CHANGE, STRUCTURE_COLOUR, UNCHANGED
 
-NAME, SHAPE, DTYPE, SIZE, DETAIL = range(5)
-HEADERS = ("Name", "Shape", "Dtype", "Parameters / size", "Detail")
+NAME, SHAPE, DTYPE, SIZE, DETAIL, DRIFT = range(6)
+HEADERS = ("Name", "Shape", "Dtype", "Parameters / size", "Detail")   # DRIFT shows only while a drift is set
 NODE_ROLE = Qt.ItemDataRole.UserRole + 1
 SORT_ROLE = Qt.ItemDataRole.UserRole + 2
 FILTER_DELAY_MS = 150
@@ -43,6 +44,7 @@ class NodeModel(QAbstractItemModel):
         super().__init__(parent)
         self._root = root
         self._by_path: dict[str, object] | None = None
+        self.drift = None                 # a DriftColumn over this root: the DRIFT column is there while set
         self._bold = QFont()
         self._bold.setBold(True)
 
@@ -55,7 +57,21 @@ class NodeModel(QAbstractItemModel):
         self.beginResetModel()
         self._root = root
         self._by_path = None
+        self.drift = None                 # its cells belong to the old tree
         self.endResetModel()
+
+    def set_drift(self, drift) -> None:
+        """Show (a ``DriftColumn`` made for this root) or remove (None) the drift column."""
+        if drift is not None and drift.root is not self._root:
+            return                        # made for a tree that has been replaced since
+        if self.drift is not None:
+            self.beginRemoveColumns(QModelIndex(), DRIFT, DRIFT)
+            self.drift = None
+            self.endRemoveColumns()
+        if drift is not None:
+            self.beginInsertColumns(QModelIndex(), DRIFT, DRIFT)
+            self.drift = drift
+            self.endInsertColumns()
 
     def node(self, index: QModelIndex):
         if not index.isValid():
@@ -81,7 +97,7 @@ class NodeModel(QAbstractItemModel):
 
     # --- QAbstractItemModel -----------------------------------------------------------------
     def index(self, row: int, column: int, parent: QModelIndex = QModelIndex()) -> QModelIndex:
-        if self._root is None or column < 0 or column >= len(HEADERS) or row < 0:
+        if self._root is None or column < 0 or column >= self.columnCount() or row < 0:
             return QModelIndex()
         if parent.isValid() and parent.column() != 0:
             return QModelIndex()
@@ -104,7 +120,7 @@ class NodeModel(QAbstractItemModel):
         return len(self.node(parent).children)
 
     def columnCount(self, parent: QModelIndex = QModelIndex()) -> int:
-        return len(HEADERS)
+        return len(HEADERS) + (1 if self.drift is not None else 0)
 
     def hasChildren(self, parent: QModelIndex = QModelIndex()) -> bool:
         return self.rowCount(parent) > 0
@@ -118,6 +134,12 @@ class NodeModel(QAbstractItemModel):
         if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole \
                 and 0 <= section < len(HEADERS):
             return HEADERS[section]
+        if orientation == Qt.Orientation.Horizontal and section == DRIFT and self.drift is not None:
+            if role == Qt.ItemDataRole.DisplayRole:
+                return self.drift.title
+            if role == Qt.ItemDataRole.ToolTipRole:
+                return (f"How far the weights moved from {self.drift.a} (A, shown) to {self.drift.b} (B): "
+                        "‖B−A‖ / ‖A‖ per variable, summed over the float variables below each row")
         return None
 
     def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
@@ -125,6 +147,8 @@ class NodeModel(QAbstractItemModel):
             return None
         node = index.internalPointer()
         col = index.column()
+        if col == DRIFT:
+            return self._drift_data(node, role)
         if role == Qt.ItemDataRole.DisplayRole:
             if col == NAME:
                 if node.kind == NodeKind.FACT and node.detail and node.params is None:
@@ -164,6 +188,30 @@ class NodeModel(QAbstractItemModel):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         if role == NODE_ROLE:
             return node
+        return None
+
+    def _drift_data(self, node, role: int):
+        cell = self.drift.cell(node) if self.drift is not None else None
+        if role == NODE_ROLE:
+            return node
+        if cell is None:
+            return -2.0 if role == SORT_ROLE else None
+        if role == Qt.ItemDataRole.DisplayRole:
+            return cell.text
+        if role == SORT_ROLE:
+            return cell.value
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return cell.tooltip
+        if role == Qt.ItemDataRole.TextAlignmentRole:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if role == Qt.ItemDataRole.ForegroundRole and cell.status == UNCHANGED:
+            return QBrush(QColor(style.TEXT_DIM))
+        if role == Qt.ItemDataRole.BackgroundRole and cell.status != UNCHANGED:
+            if cell.status in (ONLY_A, SHAPE_CHANGE):
+                return QBrush(QColor(*STRUCTURE_COLOUR))
+            colour = QColor(*MOVED_COLOUR)
+            colour.setAlpha(int(25 + 175 * cell.grade))
+            return QBrush(colour)
         return None
 
     def _foreground(self, node, col: int):
@@ -329,6 +377,20 @@ class ModelTreePanel(QWidget):
         else:
             self._expand_top()
         self._update_count()
+
+    def set_drift(self, drift) -> bool:
+        """Show a ``DriftColumn`` made for the tree on screen beside the names (None removes it); False when
+        it was made for a tree that has been replaced since."""
+        if drift is not None and drift.root is not self.model.root:
+            return False
+        self.model.set_drift(drift)
+        # The proxy maps columns per parent: rebuild its mappings (expanded rows survive as persistent indexes).
+        self.proxy.invalidate()
+        if drift is not None:
+            header = self.view.header()
+            header.moveSection(header.visualIndex(DRIFT), 1)     # read beside the names, not off to the right
+            header.resizeSection(DRIFT, 110)
+        return True
 
     def _expand_top(self) -> None:
         """Open the first level (except long lists of functions and ops), and the problems."""

@@ -44,6 +44,9 @@ RUNS = {
     # MobileNetV2 variant downloads ImageNet weights at build time, which fails offline.
     "centernet": (oa.SAMPLES / "centernet_resnet50_v1_fpn_512x512_kpts_coco17_tpu-8.config", 128, 3, True, 1),
     "faster_rcnn": (oa.SAMPLES / "faster_rcnn_resnet50_v1_640x640_coco17_tpu-8.config", 128, 3, False, 1),
+    # EfficientDet D0 (SSD, EfficientNet-B0 + BiFPN, no background class): its feature extractor refuses
+    # images under 129 pixels, and 256 is the smallest power of two above (the BiFPN halves it to level 7).
+    "efficientdet": (oa.SAMPLES / "ssd_efficientdet_d0_512x512_coco17_tpu-8.config", 256, 3, False, 1),
 }
 
 needs_od_api = pytest.mark.skipif(oa.od_api_missing() is not None, reason=oa.od_api_missing() or "")
@@ -65,10 +68,17 @@ def _images(root: Path) -> list[Path]:
     return out
 
 
+def _wanted(session) -> list[str]:
+    """The runs the selected tests use, in RUNS order (those without a run parameter use the SSD run)."""
+    names = {getattr(item, "callspec", None) and item.callspec.params.get("name") or "ssd"
+             for item in session.items if "runs" in getattr(item, "fixturenames", ())}
+    return [n for n in RUNS if n in names]
+
+
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def runs(tmp_path_factory, request):
     """The runs, made in their own processes, two at a time (each peaks at a few GiB); ``runs(name)``
-    waits for one."""
+    waits for one. Only the runs the selected tests use are made ahead."""
     if oa.od_api_missing():
         pytest.skip(oa.od_api_missing())
     if not oa.SAMPLES.is_dir():
@@ -79,7 +89,7 @@ def runs(tmp_path_factory):
     images = _images(root / "images")
     # The exports are kept where detscope does not look for a template: it must build from pipeline.config.
     runs_dir, serving = root / "runs", root / "serving"
-    pending = list(RUNS)
+    pending = _wanted(request.session) or list(RUNS)
     running: dict[str, object] = {}
     done: dict[str, Path] = {}
 
@@ -92,6 +102,8 @@ def runs(tmp_path_factory):
         done[name] = oa.finish(running.pop(name), runs_dir / name)
 
     def get(name: str) -> Path:
+        if name not in done and name not in running and name not in pending:
+            pending.insert(0, name)
         while name not in done:
             if name in running:
                 finish(name)
@@ -221,7 +233,7 @@ def _live_by_key(model, report: RestoreReport):
 # --- a num_classes change --------------------------------------------------------------------------
 
 @needs_od_api
-@pytest.mark.parametrize("name, changed", [("ssd", 3), ("faster_rcnn", 5)])
+@pytest.mark.parametrize("name, changed", [("ssd", 3), ("faster_rcnn", 5), ("efficientdet", 5)])
 def test_a_num_classes_change_lists_every_mismatch_and_the_config_value(runs, engine, tmp_path, name, changed):
     trained = RUNS[name][2]
     folder = tmp_path / name
@@ -242,7 +254,7 @@ def test_a_num_classes_change_lists_every_mismatch_and_the_config_value(runs, en
         assert tuple(m.checkpoint_shape) == tuple(bundle.entries[m.key].shape)
         assert tuple(m.model_shape) == live[m.key]
         assert "class" in m.key.lower() or "box" in m.key.lower()
-    arch = {"ssd": "ssd", "faster_rcnn": "faster_rcnn"}[name]
+    arch = {"ssd": "ssd", "faster_rcnn": "faster_rcnn", "efficientdet": "ssd"}[name]
     note = next(n for n in report.notes if "class head" in n)
     assert f"model.{arch}.num_classes: {changed}" in note and f"trained with num_classes: {trained}" in note
     assert f"{len(expected)} shape mismatch" in note
@@ -275,25 +287,62 @@ def test_explanations_need_no_tensorflow():
 
 # --- the real training folder ---------------------------------------------------------------------------
 
-@needs_od_api
-def test_the_real_car_run_matches_the_model_its_config_builds(realdata, engine):
-    """The user's own ckpt-6 (index only: its .data shard is not in the repository) against the model
-    its pipeline.config builds, at its real size: every model value pairs by name and shape."""
-    from detscope.core.runtime.restore import plan_restore
+@pytest.fixture(scope="module")
+def car_run(realdata) -> Path:
+    return realdata / "car-ssd-fpnlite-training" / "models" / "my_ssd_mobnet"
 
-    run = realdata / "car-ssd-fpnlite-training" / "models" / "my_ssd_mobnet"
-    plan = builders.plan_for(recognise(run))
-    assert plan is not None and plan.config == run / "pipeline.config"
-    built = engine.run_sync(plan.build)
-    report, _ = engine.run_sync(plan_restore, Bundle(run / "ckpt-6"), built.root)
-    assert report.verdict == "complete", report.summary()
+
+@needs_od_api
+def test_the_real_car_run_is_planned_from_its_index_before_the_missing_shard_is_reported(car_run, engine):
+    """The user's own ckpt-6 (index only: its .data shard is not in the repository) against the model
+    its pipeline.config builds, at its real size: the loader plans the restore from the index (every model
+    value pairs by name and shape), assigns nothing, and says why, naming the file."""
+    from detscope.core.app.host import restore_refusal
+
+    plan = builders.plan_for(recognise(car_run))
+    assert plan is not None and plan.config == car_run / "pipeline.config"
+    model = engine.run_sync(load_model, car_run, warmup=False)
+    report = model.report
+    assert model.how == "built" and report.source == "ckpt-6"
+    assert report.verdict == "failed" and report.assigned is False
     assert len(report.matched) == 384 and not report.missing and not report.shape_mismatches
     groups = {g: len(items) for g, items in report.unused_by_group().items()}
-    assert groups == {"optimizer_slot": 235, "optimizer": 3, "counter": 2} or "model" not in groups
-    # Through the loader: the values are not there, and the report says so, naming the file.
-    model = engine.run_sync(load_model, run, warmup=False)
-    assert model.how == "built" and model.report.verdict == "failed"
-    assert any("ckpt-6.data-00000-of-00001" in n for n in model.report.notes)
+    assert groups == {"optimizer_slot": 232, "optimizer": 3, "counter": 2}     # all 622 entries of its index, less the graph
+    assert report.notes[0].startswith("ckpt-6.data-00000-of-00001 is missing")
+    assert report.notes[1] == "nothing was assigned: the lists are what ckpt-6.index says would be restored"
+    assert report.summary().startswith("failed: nothing assigned (384 values would match)")
+    assert report.as_json()["assigned"] is False
+    refusal = restore_refusal(model.how, report)
+    assert refusal.startswith(f"ckpt-6 restored nothing into {DESCRIPTION} (failed: ckpt-6.data-00000-of-00001 "
+                              "is missing")
+
+
+@needs_od_api
+def test_a_num_classes_change_on_the_real_index_lists_the_class_head_and_the_config_value(car_run, engine,
+                                                                                            tmp_path):
+    """The same index-only run with num_classes 1 -> 3 in its config: every class-head value is listed with
+    both shapes and explained by model.ssd.num_classes, before the missing shard is reported."""
+    folder = tmp_path / "my_ssd_mobnet"
+    shutil.copytree(car_run, folder)
+    config = folder / "pipeline.config"
+    text = config.read_text()
+    assert "num_classes: 1\n" in text
+    config.write_text(text.replace("num_classes: 1\n", "num_classes: 3\n", 1))
+    report = engine.run_sync(load_model, folder, warmup=False).report
+    assert report.verdict == "failed" and report.assigned is False
+    assert len(report.matched) == 382 and not report.missing
+    bundle = Bundle(folder / "ckpt-6")
+    head = ("model/_box_predictor/_prediction_heads/class_predictions_with_background/_class_predictor_layers/0/"
+            "{}/.ATTRIBUTES/VARIABLE_VALUE")
+    assert {m.key for m in report.shape_mismatches} == {head.format("bias"), head.format("pointwise_kernel")}
+    for m in report.shape_mismatches:
+        assert tuple(m.checkpoint_shape) == tuple(bundle.entries[m.key].shape)
+        # 6 anchors x (1 class + background) in the checkpoint, 6 x (3 + background) in the model
+        assert m.checkpoint_shape[-1] == 12 and m.model_shape[-1] == 24 and m.model_shape[:-1] == m.checkpoint_shape[:-1]
+    assert report.notes[0].startswith("ckpt-6.data-00000-of-00001 is missing")
+    note = next(n for n in report.notes if "class head" in n)
+    assert note.startswith("2 shape mismatches are the class head: pipeline.config has model.ssd.num_classes: 3, "
+                           "the checkpoint was trained with num_classes: 1")
 
 
 # --- without the framework -----------------------------------------------------------------------------
@@ -322,6 +371,22 @@ def test_without_the_od_api_one_line_says_what_to_install_and_the_export_command
     assert ("python models/research/object_detection/exporter_main_v2.py --input_type image_tensor "
             f"--pipeline_config_path {run.resolve() / 'pipeline.config'} --trained_checkpoint_dir {run.resolve()} "
             f"--output_directory {run.resolve() / 'export'}") in line
+
+
+def test_the_packaged_app_offers_the_export_command_not_an_install(car_run, monkeypatch):
+    """In the packaged app (sys.frozen) nothing can be pip-installed: the line says so and gives the export
+    command to run where the OD API is installed."""
+    plan = builders.plan_for(recognise(car_run))
+    assert "pip install" in odapi.missing_message(plan)
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    line = odapi.missing_message(plan)
+    assert "\n" not in line and "pip install" not in line and sys.executable not in line
+    assert line.startswith("my_ssd_mobnet/pipeline.config is built with the TensorFlow Object Detection API, which "
+                           "this packaged detscope does not include (nothing can be installed into the app); "
+                           "export the checkpoint in a Python where the OD API is installed and open the export "
+                           "here: python models/research/object_detection/exporter_main_v2.py ")
+    assert f"--pipeline_config_path {car_run.resolve() / 'pipeline.config'} " in line
+    assert line.endswith("(or give an export of the same model with --template)")
 
 
 # --- Keras 2 for the OD API, Keras 3 for .keras files, in one process ------------------------------------

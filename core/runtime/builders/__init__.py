@@ -14,6 +14,8 @@ builder that recognises it wins. Adding a framework is one :func:`register` call
 
 from __future__ import annotations
 
+import sys
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Protocol
@@ -72,6 +74,68 @@ class BuildPlan:
 BUILDERS: list[Builder] = []
 
 
+def class_counts(checkpoint_shape: tuple, model_shape: tuple, num_classes: int,
+                 backgrounds: tuple[int, ...] = (0, 1)) -> set[int]:
+    """The class counts a checkpoint may have been trained with, if ``num_classes`` alone explains the
+    shape difference: one dimension differs, the model's is ``k × (num_classes + background)``, the
+    checkpoint's ``k × (n + background)`` with the same ``k`` (anchors, box coordinates). ``backgrounds``:
+    the background slots the head may add (a config whose ``num_classes`` counts it already adds none)."""
+    if len(checkpoint_shape) != len(model_shape):
+        return set()
+    diff = [i for i, (c, m) in enumerate(zip(checkpoint_shape, model_shape)) if c != m]
+    if len(diff) != 1:
+        return set()
+    c, m = checkpoint_shape[diff[0]], model_shape[diff[0]]
+    out = set()
+    for background in backgrounds:
+        slots = num_classes + background
+        if slots and m % slots == 0:
+            k = m // slots
+            if k and c % k == 0 and c // k - background >= 1 and c // k - background != num_classes:
+                out.add(c // k - background)
+    return out
+
+
+def explain_class_head(report: RestoreReport, num_classes: int | None, config_name: str, where: str,
+                       differ: str, backgrounds: tuple[int, ...] = (0, 1)) -> list[str]:
+    """Notes on a report's shape mismatches: how many the class count ``where`` (``num_classes`` of the config
+    file ``config_name``) explains, with the count the checkpoint was trained with, and that the rest mean
+    another architecture (``differ`` says what may differ). No TensorFlow."""
+    if not report.shape_mismatches:
+        return []
+    counts = [class_counts(tuple(m.checkpoint_shape), tuple(m.model_shape), num_classes, backgrounds)
+              if num_classes else set() for m in report.shape_mismatches]
+    # The class count that explains the most mismatches (a class head has a kernel and a bias, Faster R-CNN
+    # a class and a box head: all agree on it); a tie between counts is said without a number.
+    votes = Counter(n for c in counts for n in c)
+    notes = []
+    n_explained = 0
+    if votes:
+        best = max(votes.values())
+        trained = sorted(n for n, v in votes.items() if v == best)
+        n_explained = best
+        are = f"{best} shape mismatch{'es are' if best > 1 else ' is'} the class head"
+        if len(trained) == 1:
+            notes.append(f"{are}: {config_name} has {where}: {num_classes}, the checkpoint was trained with "
+                         f"num_classes: {trained[0]}; set {where} to {trained[0]} to restore it as trained (the "
+                         "label map must then have as many classes)")
+        else:
+            notes.append(f"{are}: {config_name} has {where}: {num_classes}, the checkpoint was trained with another "
+                         "num_classes")
+    rest = len(report.shape_mismatches) - n_explained
+    if rest:
+        notes.append(f"{rest} shape mismatch{'es' if rest > 1 else ''} {'are' if rest > 1 else 'is'} not "
+                     f"explained by {where}: {config_name} describes another architecture than the checkpoint's "
+                     f"({differ})")
+    return notes
+
+
+def packaged() -> bool:
+    """Whether detscope runs as the packaged app (PyInstaller sets ``sys.frozen``): no framework can be
+    installed into it, so a missing one is never answered with a ``pip install``."""
+    return bool(getattr(sys, "frozen", False))
+
+
 def register(builder: Builder) -> Builder:
     BUILDERS.append(builder)
     return builder
@@ -88,3 +152,4 @@ def plan_for(mf: ModelFolder) -> BuildPlan | None:
 
 # The builders, in the order they are asked.
 from . import odapi  # noqa: E402,F401  (registers itself)
+from . import garden  # noqa: E402,F401  (registers itself)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from collections import Counter
 import shlex
 import sys
 from pathlib import Path
@@ -28,7 +27,7 @@ from ...browse.folders import ModelFolder
 from ...detect.conventions import Detector, DetectorError, ImageInput, find_output_mapping
 from ...formats.configs import ConfigError, PipelineConfig, read_pipeline_config
 from ..report import RestoreError, RestoreReport
-from . import BuildPlan, register
+from . import BuildPlan, explain_class_head, packaged, register
 
 NAME = "the Object Detection API"
 MODULE = "object_detection"
@@ -96,9 +95,17 @@ def export_command(config: Path, checkpoint_dir: Path) -> str:
 
 
 def missing_message(plan: BuildPlan) -> str:
-    """One line: what to install, and the alternative (export with the OD API elsewhere, or a template)."""
+    """One line: what to install, and the alternative (export with the OD API elsewhere, or a template).
+
+    The packaged app holds no OD API and nothing can be installed into it: there the line says so, and
+    gives the export command to run in a Python where the OD API is installed."""
     config = plan.config.resolve()
     ckpt_dir = _checkpoint_dir(plan.folder).resolve()
+    if packaged():
+        return (f"{plan.config.parent.name}/{plan.config.name} is built with the TensorFlow Object Detection API, "
+                "which this packaged detscope does not include (nothing can be installed into the app); export "
+                "the checkpoint in a Python where the OD API is installed and open the export here: "
+                f"{export_command(config, ckpt_dir)} (or give an export of the same model with --template)")
     return (f"{plan.config.parent.name}/{plan.config.name} is built with the TensorFlow Object Detection API, "
             f"which is not installed for {sys.executable} (it is not on PyPI; install it from the models repository: "
             f"{install_line()}); or export the checkpoint where the OD API is installed and open this folder "
@@ -142,58 +149,14 @@ def use_legacy_keras() -> None:
 
 # --- what a num_classes change looks like ----------------------------------------------------------------
 
-def _class_counts(checkpoint_shape: tuple, model_shape: tuple, num_classes: int) -> set[int]:
-    """The class counts a checkpoint may have been trained with, if ``num_classes`` alone explains the
-    shape difference: one dimension differs, the model's is ``k × (num_classes + background)``, the
-    checkpoint's ``k × (n + background)`` with the same ``k`` (anchors, box coordinates)."""
-    if len(checkpoint_shape) != len(model_shape):
-        return set()
-    diff = [i for i, (c, m) in enumerate(zip(checkpoint_shape, model_shape)) if c != m]
-    if len(diff) != 1:
-        return set()
-    c, m = checkpoint_shape[diff[0]], model_shape[diff[0]]
-    out = set()
-    for background in (0, 1):
-        slots = num_classes + background
-        if slots and m % slots == 0:
-            k = m // slots
-            if k and c % k == 0 and c // k - background >= 1 and c // k - background != num_classes:
-                out.add(c // k - background)
-    return out
-
-
 def explain_mismatches(report: RestoreReport, cfg: PipelineConfig | None) -> list[str]:
     """Notes saying which config value explains the report's shape mismatches (no TensorFlow)."""
     if not report.shape_mismatches or cfg is None:
         return []
-    name = cfg.path.name if cfg.path else "pipeline.config"
-    where = f"model.{cfg.model_type}.num_classes"
-    nc = cfg.num_classes
-    counts = [_class_counts(tuple(m.checkpoint_shape), tuple(m.model_shape), nc) if nc else set()
-              for m in report.shape_mismatches]
-    # The class count that explains the most mismatches (a class head has a kernel and a bias, Faster R-CNN
-    # a class and a box head: all agree on it); a tie between counts is said without a number.
-    votes = Counter(n for c in counts for n in c)
-    notes = []
-    n_explained = 0
-    if votes:
-        best = max(votes.values())
-        trained = sorted(n for n, v in votes.items() if v == best)
-        n_explained = best
-        are = f"{best} shape mismatch{'es are' if best > 1 else ' is'} the class head"
-        if len(trained) == 1:
-            notes.append(f"{are}: {name} has {where}: {nc}, the checkpoint was trained with num_classes: "
-                         f"{trained[0]}; set {where} to {trained[0]} to restore it as trained (the label map "
-                         "must then have as many classes)")
-        else:
-            notes.append(f"{are}: {name} has {where}: {nc}, the checkpoint was trained with another num_classes")
-    rest = len(report.shape_mismatches) - n_explained
-    if rest:
-        extractor = f" ({cfg.feature_extractor_type})" if cfg.feature_extractor_type else ""
-        notes.append(f"{rest} shape mismatch{'es' if rest > 1 else ''} {'are' if rest > 1 else 'is'} not "
-                     f"explained by {where}: {name} describes another architecture than the checkpoint's "
-                     f"(its feature extractor{extractor}, box predictor depth or anchors differ)")
-    return notes
+    extractor = f" ({cfg.feature_extractor_type})" if cfg.feature_extractor_type else ""
+    return explain_class_head(report, cfg.num_classes, cfg.path.name if cfg.path else "pipeline.config",
+                              f"model.{cfg.model_type}.num_classes",
+                              f"its feature extractor{extractor}, box predictor depth or anchors differ")
 
 
 # --- the builder --------------------------------------------------------------------------------------------

@@ -1,0 +1,197 @@
+"""What makes detscope fast at real sizes, checked as behaviour (bench/bench_realistic.py measures the time):
+a folder of many checkpoints lists every step while decoding one index, a bare checkpoint's restore says it
+has nothing to restore into without TensorFlow, inspect never imports NumPy, ``--json`` is one write."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import tf_artifacts
+from test_bundle import REALDATA, _entry_bytes, _header, write_table
+
+from detscope.core.browse.inventory import STEP_KEYS, build_inventory
+from detscope.core.cli.main import main
+from detscope.core.formats import bundle as bundle_mod
+from detscope.core.formats.bundle import Bundle, encode_tensor_name_slice
+
+REPO = Path(__file__).resolve().parents[2]
+DEMO_TRAINING = REPO / "resources" / "demo" / "training"
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def art(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("real_sizes")
+
+
+@pytest.fixture(scope="module")
+def many_folder(art) -> Path:
+    """A CheckpointManager folder of 200 checkpoints of a small Keras model with Adam and a step counter."""
+    tf = tf_artifacts._tf()
+    import keras
+
+    folder = art / "many"
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="a"), keras.layers.Dense(2, name="b")])
+    optimizer = keras.optimizers.Adam(1e-3)
+    step = tf.Variable(0, dtype=tf.int64)
+    manager = tf.train.CheckpointManager(tf.train.Checkpoint(model=model, optimizer=optimizer, step=step),
+                                         str(folder), max_to_keep=None)
+    for i in range(200):
+        optimizer.apply_gradients([(tf.ones_like(v), v) for v in model.trainable_variables])
+        step.assign((i + 1) * 10)
+        manager.save()
+    return folder
+
+
+def _run(args: list[str], *modules: str) -> tuple[int, str, list[bool]]:
+    """``detscope ARGS`` in a fresh process: its exit status, its stderr, and which ``modules`` it imported."""
+    code = ("import sys, io, contextlib\n"
+            "from detscope.core.cli.main import main\n"
+            "err = io.StringIO()\n"
+            "with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):\n"
+            f"    rc = main({args!r})\n"
+            f"print(rc, *[m in sys.modules for m in {modules!r}])\n"
+            "sys.stderr.write(err.getvalue())\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    fields = out.stdout.split()
+    return int(fields[0]), out.stderr, [f == "True" for f in fields[1:]]
+
+
+# --- a glance at an index ---------------------------------------------------------------------------
+
+def _prefixes(art: Path) -> list[Path]:
+    manager = tf_artifacts.checkpoint_manager_folder(art)
+    found = [manager / "ckpt-1", manager / "ckpt-3", tf_artifacts.sharded_checkpoint(art),
+             tf_artifacts.tf1_checkpoint(art), tf_artifacts.all_dtypes_checkpoint(art),
+             tf_artifacts.keras3_checkpoint(art), tf_artifacts.tf_keras_checkpoint(art),
+             tf_artifacts.many_entries_checkpoint(art), tf_artifacts.wide_checkpoint(art)]
+    found += sorted(p.with_suffix("") for p in DEMO_TRAINING.glob("*.index"))
+    if REALDATA.is_dir():   # the Model Zoo's snappy-compressed index among them
+        found += sorted(p.with_suffix("") for p in REALDATA.resolve().rglob("*.index"))
+    return found
+
+
+def test_glance_counts_and_finds_what_a_full_read_does(art):
+    for prefix in _prefixes(art):
+        full = Bundle(prefix)
+        keys = list(full.entries)
+        wanted = [keys[0], keys[len(keys) // 2], keys[-1], "not/a/key", "zzz", "", *STEP_KEYS]
+        glance = Bundle.glance(prefix, wanted)
+        assert glance.partial and not full.partial
+        assert glance.count == len(full.entries) == full.count, prefix
+        assert glance.entries == {k: full.entries[k] for k in wanted if k in full.entries}, prefix
+        assert (glance.num_shards, glance.endianness) == (full.num_shards, full.endianness)
+        first = Bundle.glance(prefix, ["not/a/key", keys[-1], keys[0]], first=True)
+        assert first.entries == {keys[-1]: full.entries[keys[-1]]} and first.count == glance.count
+        for key in glance.entries:
+            if full.entries[key].dtype in (3, 9) and not full.entries[key].shape and not full.missing_shards():
+                assert glance.read_raw(key) == full.read_raw(key)
+
+
+@pytest.mark.parametrize("interval", [1, 3, 16])
+@pytest.mark.parametrize("block_bytes", [120, 900, 100_000])
+@pytest.mark.parametrize("slices", [0, 2, 40])
+def test_glance_of_hand_written_tables(tmp_path, interval, block_bytes, slices):
+    """Any restart interval, blocks of one run or many, slice keys at the start spilling over blocks."""
+    items = [(b"", _header())]
+    items += sorted((encode_tensor_name_slice(f"part{i:03d}", [(0, 1)]), _entry_bytes(1, (1,), 4 * i, 4, None))
+                    for i in range(slices))
+    names = sorted(f"model/layer_{i:04d}/kernel/.ATTRIBUTES/VARIABLE_VALUE".encode() for i in range(137))
+    items += [(k, _entry_bytes(1, (i % 5 + 1, 2), 8 * i, 8, None)) for i, k in enumerate(names)]
+    (tmp_path / "t.index").write_bytes(write_table(items, block_bytes=block_bytes, restart_interval=interval))
+    full = Bundle(tmp_path / "t")
+    assert len(full.entries) == 137 and len(full.slice_entries) == slices
+    for key in ("model/layer_0000/kernel/.ATTRIBUTES/VARIABLE_VALUE", "model/layer_0077/kernel/.ATTRIBUTES/VARIABLE_VALUE",
+                "model/layer_0136/kernel/.ATTRIBUTES/VARIABLE_VALUE", "model/layer_0077/kernel", "a", "zz"):
+        glance = Bundle.glance(tmp_path / "t", [key])
+        assert glance.count == 137
+        assert glance.entries == ({key: full.entries[key]} if key in full.entries else {})
+
+
+def test_glance_of_a_broken_index_is_one_line(tmp_path, art):
+    prefix = tf_artifacts.many_entries_checkpoint(art)
+    data = bytearray(Path(str(prefix) + ".index").read_bytes())
+    data[len(data) // 2] ^= 0x40
+    (tmp_path / "bad.index").write_bytes(bytes(data))
+    with pytest.raises(bundle_mod.BundleError, match="bad.index"):
+        Bundle.glance(tmp_path / "bad", STEP_KEYS)
+
+
+# --- a folder of 200 checkpoints ---------------------------------------------------------------------
+
+def test_200_checkpoints_list_their_steps_decoding_one_index(many_folder, monkeypatch):
+    """The picker's steps and counts for all 200, with every entry of only the selected index decoded; each
+    other checkpoint's files opened once (the index, and its data file for the 8 bytes of the step)."""
+    opened: list[str] = []
+    listening = [True]
+
+    def hook(event, args):
+        if listening[0] and event == "open" and isinstance(args[0], str) and str(many_folder) in args[0]:
+            opened.append(Path(args[0]).name)
+    sys.addaudithook(hook)          # a real count of the files opened (an audit hook cannot be removed: muted below)
+    decoded = []
+    real = bundle_mod._decode_entry
+    monkeypatch.setattr(bundle_mod, "_decode_entry", lambda key, *a: decoded.append(key) or real(key, *a))
+    try:
+        inv = build_inventory(many_folder)
+    finally:
+        listening[0] = False
+        during = len(decoded)
+    full = len(Bundle(many_folder / "ckpt-200").entries)
+    assert [c.name for c in inv.checkpoints] == [f"ckpt-{n}" for n in range(200, 0, -1)]
+    assert [c.step for c in inv.checkpoints] == [n * 10 for n in range(200, 0, -1)]
+    assert {c.entries for c in inv.checkpoints} == {full}
+    assert during <= full + 199            # the selected index whole, one step entry of each other
+    for n in range(1, 200):
+        assert opened.count(f"ckpt-{n}.index") == 1
+        assert opened.count(f"ckpt-{n}.data-00000-of-00001") <= 1
+
+
+# --- restore with nothing to restore into ----------------------------------------------------------------
+
+def test_restore_of_a_bare_checkpoint_says_so_without_tensorflow(art):
+    folder = tf_artifacts.checkpoint_manager_folder(art)
+    for target in (folder, folder / "ckpt-2"):
+        rc, err, (tf_imported,) = _run(["restore", str(target)], "tensorflow")
+        assert rc == 2
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"error: {target.name}: a checkpoint holds values, not the "
+                                                        "architecture"), err
+        assert not tf_imported
+
+
+# --- inspect: no NumPy, one write ---------------------------------------------------------------------------
+
+def test_inspect_of_a_step_counter_checkpoint_does_not_import_numpy(many_folder):
+    for args in (["inspect", str(many_folder), "--json"], ["inspect", str(many_folder / "ckpt-7")]):
+        rc, err, (numpy_imported,) = _run(args, "numpy")
+        assert rc == 0, err
+        assert not numpy_imported, args
+
+
+class _Counting(io.StringIO):
+    writes = 0
+
+    def write(self, s):
+        self.writes += 1
+        return super().write(s)
+
+
+@pytest.mark.parametrize("what", ["inspect", "diff"])
+def test_json_is_written_in_one_piece(many_folder, monkeypatch, what):
+    out = _Counting()
+    monkeypatch.setattr(sys, "stdout", out)
+    args = ["inspect", str(many_folder), "--json"] if what == "inspect" else \
+        ["diff", str(many_folder / "ckpt-1"), str(many_folder / "ckpt-200"), "--json"]
+    assert main(args) == 0
+    assert out.writes == 1
+    data = json.loads(out.getvalue())
+    if what == "inspect":
+        assert data["checkpoints"][0] == {"prefix": str(many_folder / "ckpt-200"), "step": 2000,
+                                          "entries": len(data["entries"])}
