@@ -187,8 +187,8 @@ def bench_second_folders(app, window, meter, idle: float) -> None:
     from bench_realistic import cache_dir
 
     root = cache_dir()
-    for name, what in (("training_200", "a second folder opens: 200 checkpoints"),
-                       ("saved_model_50000", "a second folder opens: 50,000-variable SavedModel")):
+    for name, what in (("training/training_200", "a second folder opens: 200 checkpoints"),
+                       ("saved/saved_model_50000", "a second folder opens: 50,000-variable SavedModel")):
         folder = root / name
         if not (folder / ".built").is_file():
             print(f"   {what}: skipped (run bench/bench_realistic.py once to build it)")

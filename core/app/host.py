@@ -274,7 +274,10 @@ class ModelHost:
         folder = self.folder
 
         def read() -> Inventory:
-            return build_inventory(folder.result(), checkpoint=checkpoint)
+            inventory = build_inventory(folder.result(), checkpoint=checkpoint)
+            # It lives as long as the folder is open: later full collections need not walk its objects.
+            collector.freeze_survivors()
+            return inventory
         return self.pool.submit(read)
 
     def load_sync(self, path, **options) -> ModelSummary:
@@ -364,6 +367,8 @@ class ModelHost:
             if future is not None and not future.done():
                 self.engine.cancel(future)
         had_model = self.loading is not None
+        if self.inventory is not None:
+            collector.thaw()           # the inventory was frozen when read: its tree's cycles may go now
         self.loading = self.switching = self.inventory = self.folder = None
         if had_model:
             try:

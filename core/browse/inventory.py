@@ -20,6 +20,7 @@ from ..formats.kerasfile import KerasFileError, KerasInfo, read_keras_file
 from ..formats.tflite import TFLiteError, TFLiteInfo, packed_label_map, read_tflite
 from ..formats.labels import LabelMap, LabelMapError, read_label_map
 from ..formats.objectgraph import ObjectGraph, ObjectNode, graph_from_bundle, name_tree, walk_tree
+from ..base import collector
 from ..base.errors import UserError
 from ..base.text import natural_key
 from ..base.findings import ERROR, INFO, Finding, StrEnum, sort_findings
@@ -367,10 +368,10 @@ def _fill_group_totals(node: Node) -> tuple[int, int]:
     return params, nbytes
 
 
-def _checkpoint_tree(inv: Inventory, title: str) -> None:
+def _checkpoint_tree(inv: Inventory, title: str, tree: bool = True) -> None:
+    """The checkpoint's rows under ``title`` and the object graph's findings (only those without ``tree``)."""
     bundle = inv.bundle
     detail = f"{inv.checkpoint.name} ({inv.checkpoint.prefix})" if inv.checkpoint else ""
-    group = inv.root.add(Node(title, GROUP, detail=detail))
     graph = object_graph_of(inv.folder, bundle)
     inv.object_graph = graph
     if graph.unreadable:
@@ -379,6 +380,10 @@ def _checkpoint_tree(inv: Inventory, title: str) -> None:
     elif graph.from_names and OBJECT_GRAPH_KEY in bundle.entries:
         inv.findings.append(Finding(INFO, "the object graph is in a data shard that cannot be read; the tree "
                                           "below is rebuilt from key names", str(bundle.index_path)))
+    if not tree:
+        inv.findings.extend(check_object_graph(graph, bundle.entries, file=str(bundle.index_path)))
+        return
+    group = inv.root.add(Node(title, GROUP, detail=detail))
     seen: set[str] = {OBJECT_GRAPH_KEY}
     _object_subtree(group, graph.root, bundle, seen, display_children(graph))
     _prune_empty(group)
@@ -599,12 +604,23 @@ def _integrity_findings(inv: Inventory) -> list[Finding]:
     return out
 
 
-def build_inventory(path: str | Path | ModelFolder, checkpoint: str | None = None) -> Inventory:
+def build_inventory(path: str | Path | ModelFolder, checkpoint: str | None = None, *, tree: bool = True) -> Inventory:
     """Everything browsable about ``path``. Raises FolderError when nothing can be opened.
+
+    Without ``tree``, ``root`` stays empty: the facts and the findings (what ``inspect --json`` prints) are all
+    there, the rows are not built.
 
     Given a :class:`ModelFolder` already recognised, the inventory works on a copy of it (sharing what
     was already parsed of its files), so the caller's folder is never changed.
+
+    The cyclic collector is paused meanwhile: the inventory of a big model is hundreds of thousands of new
+    objects, and each full pass over them would hold up every other thread (the window's) for 100 ms or more.
     """
+    with collector.paused():
+        return _build_inventory(path, checkpoint, tree)
+
+
+def _build_inventory(path: str | Path | ModelFolder, checkpoint: str | None, tree: bool) -> Inventory:
     mf = replace(path, findings=list(path.findings)) if isinstance(path, ModelFolder) else folders.recognise(path)
     root = Node("", GROUP)
     inv = Inventory(mf, root)
@@ -672,19 +688,20 @@ def build_inventory(path: str | Path | ModelFolder, checkpoint: str | None = Non
         errors = [f for f in findings if f.severity == ERROR]
         if errors:
             raise UserError(errors[0].message)
-    if inv.saved_model is not None:
+    if inv.saved_model is not None and tree:
         _signatures_tree(inv)
     if inv.bundle is not None:
         # A stable title (the checkpoint's name is in the detail), so paths survive a ckpt-N switch.
         title = "Variables" if inv.checkpoint and inv.checkpoint.prefix == mf.variables_prefix else "Checkpoint"
-        _checkpoint_tree(inv, title)
-    if inv.keras is not None:
-        _keras_tree(inv)
-    if inv.tflite is not None:
-        _tflite_tree(inv)
-    _config_tree(inv)
-    if inv.label_map is not None:
-        _label_tree(inv)
+        _checkpoint_tree(inv, title, tree)
+    if tree:
+        if inv.keras is not None:
+            _keras_tree(inv)
+        if inv.tflite is not None:
+            _tflite_tree(inv)
+        _config_tree(inv)
+        if inv.label_map is not None:
+            _label_tree(inv)
 
     # Model Garden counts the background in num_classes; foreground_classes is comparable with a label map.
     num_classes = inv.pipeline.num_classes if inv.pipeline else (
@@ -702,7 +719,7 @@ def build_inventory(path: str | Path | ModelFolder, checkpoint: str | None = Non
             head[0] if head else None), inv.label_map, mf.root, files[0] if num_classes is not None else files[2]))
     inv.findings.extend(_integrity_findings(inv))
     inv.findings = sort_findings(inv.findings)
-    if inv.findings:
+    if inv.findings and tree:
         # Problems come first: they are what a user needs before trusting anything below.
         problems = root.insert(0, Node("Problems", GROUP, detail=str(len(inv.findings))))
         for f in inv.findings:

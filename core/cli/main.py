@@ -67,7 +67,8 @@ def cmd_inspect(args) -> int:
     from ..browse.inventory import build_inventory
 
     _model_here(args.path)
-    inv = build_inventory(args.path, checkpoint=args.checkpoint)
+    # --json prints facts and findings only: the rows of the tree are not built for it
+    inv = build_inventory(args.path, checkpoint=args.checkpoint, tree=not args.json or args.tensor is not None)
     if args.tensor is not None:
         return _inspect_tensor(inv, args)
     if args.json:

@@ -11,6 +11,8 @@ the keys of ``variables/variables.index``.
 
 from __future__ import annotations
 
+import operator
+
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -648,24 +650,40 @@ def read_saved_model(path) -> SavedModelInfo:
 
 
 def _has_bytes(value) -> bool:
-    """Whether ``bytes`` hide anywhere in what was read (dataclasses, lists, dicts; each object once)."""
+    """Whether ``bytes`` hide anywhere in what was read (dataclasses, lists, dicts; each object once).
+
+    It visits every object of a 50,000-variable model, so plain values are told by their exact type and a
+    dataclass's fields are read by one ``attrgetter`` per class.
+    """
     seen: set[int] = set()
     stack = [value]
     while stack:
         v = stack.pop()
+        t = type(v)
+        if t in _PLAIN:
+            continue
         if isinstance(v, (bytes, bytearray)):
             return True
         if isinstance(v, (str, int, float, bool)) or v is None or id(v) in seen:
             continue
         seen.add(id(v))
-        if isinstance(v, dict):
+        if t is list or t is tuple or isinstance(v, (list, tuple, set, frozenset)):
+            stack.extend(v)
+        elif isinstance(v, dict):
             stack.extend(v.keys())
             stack.extend(v.values())
-        elif isinstance(v, (list, tuple, set, frozenset)):
-            stack.extend(v)
         elif hasattr(v, "__dataclass_fields__"):
-            stack.extend(getattr(v, f) for f in v.__dataclass_fields__)
+            fields = _FIELDS.get(t)
+            if fields is None:
+                names = tuple(v.__dataclass_fields__)
+                fields = _FIELDS[t] = (lambda o, g=operator.attrgetter(*names): (g(o),)) if len(names) == 1 \
+                    else operator.attrgetter(*names) if names else (lambda o: ())
+            stack.extend(fields(v))
     return False
+
+
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+_FIELDS: dict[type, object] = {}
 
 
 # --- variables ↔ checkpoint keys -------------------------------------------------------------

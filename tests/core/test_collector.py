@@ -42,3 +42,31 @@ def test_a_pause_leaves_a_disabled_collector_disabled():
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+class _Cycle:
+    def __init__(self):
+        self.me = self
+
+
+def test_after_a_thaw_the_dropped_cycles_are_freed_and_the_survivors_frozen_again():
+    import weakref
+
+    survivors = [_Cycle() for _ in range(50_000)]   # a model's and TensorFlow's long-lived objects
+    dropped = _Cycle()
+    gone = weakref.ref(dropped)
+    collector.freeze_survivors()
+    try:
+        del dropped
+        gc.collect()
+        assert gone() is not None, "a frozen cycle is not collected"
+        collector.thaw()                              # the model is dropped
+        gc.collect()                                  # the next full collection frees it ...
+        assert gone() is None
+        # ... and freezes what survived it, so that later full passes do not walk them again
+        assert gc.get_freeze_count() >= len(survivors)
+        tracked = {id(o) for o in gc.get_objects()}
+        assert not any(id(o) in tracked for o in survivors[:1000])
+    finally:
+        gc.unfreeze()
+        collector._refreeze = False

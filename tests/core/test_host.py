@@ -88,6 +88,25 @@ def test_the_live_model_is_dropped_on_the_engine_thread(demo):
         host.shutdown()
 
 
+def test_a_folders_inventory_is_kept_from_the_collector_while_open_and_freed_after(demo):
+    import gc
+    import weakref
+
+    host = ModelHost()
+    try:
+        inv = host.open(demo, load=False)[0].result(timeout=120)
+        tree = weakref.ref(inv.root)
+        tracked = {id(o) for o in gc.get_objects()}
+        assert id(inv.root) not in tracked, "full collections walk the open folder's tree"
+        del inv
+        host.close()
+        gc.collect()
+        assert tree() is None, "the closed folder's tree is never freed"
+    finally:
+        host.shutdown()
+        gc.unfreeze()
+
+
 def test_map_outputs_and_the_loader_agree_on_a_savedmodel_without_serving_default(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("DETSCOPE_DATA_DIR", str(tmp_path / "data"))
     model = ma.anonymous_outputs_export(tmp_path / "anon", signature="detect")

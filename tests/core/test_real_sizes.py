@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -32,11 +33,15 @@ def art(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def many_folder(art) -> Path:
-    """A CheckpointManager folder of 200 checkpoints of a small Keras model with Adam and a step counter."""
+    return many_checkpoints(art / "many")
+
+
+def many_checkpoints(folder: Path) -> Path:
+    """A CheckpointManager folder of 200 checkpoints of a small Keras model with Adam and a step counter
+    (ckpt-N holds step 10 N)."""
     tf = tf_artifacts._tf()
     import keras
 
-    folder = art / "many"
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="a"), keras.layers.Dense(2, name="b")])
     optimizer = keras.optimizers.Adam(1e-3)
     step = tf.Variable(0, dtype=tf.int64)
@@ -116,11 +121,21 @@ def test_glance_of_hand_written_tables(tmp_path, interval, block_bytes, slices):
 
 def test_glance_of_a_broken_index_is_one_line(tmp_path, art):
     prefix = tf_artifacts.many_entries_checkpoint(art)
-    data = bytearray(Path(str(prefix) + ".index").read_bytes())
+    original = Path(str(prefix) + ".index").read_bytes()
+    data = bytearray(original)
     data[len(data) // 2] ^= 0x40
     (tmp_path / "bad.index").write_bytes(bytes(data))
     with pytest.raises(bundle_mod.BundleError, match="bad.index"):
         Bundle.glance(tmp_path / "bad", STEP_KEYS)
+    rng = random.Random(3)
+    for position in rng.sample(range(len(original)), 300):   # anywhere: blocks, restarts, index, footer
+        data = bytearray(original)
+        data[position] ^= 1 << rng.randrange(8)
+        (tmp_path / "bad.index").write_bytes(bytes(data))
+        try:
+            Bundle.glance(tmp_path / "bad", ["root/layers/7/.ATTRIBUTES/VARIABLE_VALUE"])
+        except bundle_mod.BundleError as exc:
+            assert "bad.index" in str(exc) and "\n" not in str(exc)
 
 
 # --- a folder of 200 checkpoints ---------------------------------------------------------------------
@@ -195,3 +210,82 @@ def test_json_is_written_in_one_piece(many_folder, monkeypatch, what):
     if what == "inspect":
         assert data["checkpoints"][0] == {"prefix": str(many_folder / "ckpt-200"), "step": 2000,
                                           "entries": len(data["entries"])}
+
+
+def test_inspect_json_is_the_same_without_the_tree(art, many_folder):
+    """``inspect --json`` skips building the rows: what it prints is what the full inventory says."""
+    demo = REPO / "resources" / "demo"
+    paths = [many_folder, many_folder / "ckpt-3", tf_artifacts.tf1_checkpoint(art), tf_artifacts.keras3_checkpoint(art),
+             demo / "training", demo / "saved_model", demo]
+    if REALDATA.is_dir():
+        paths += [REALDATA / "car-ssd-fpnlite-training" / "models" / "my_ssd_mobnet",
+                  REALDATA / "blazeface-keras2-h5" / "model_weights.h5"]
+    for path in paths:
+        full = build_inventory(path)
+        facts = build_inventory(path, tree=False)
+        assert facts.root.children == []
+        assert json.dumps(facts.as_json()) == json.dumps(full.as_json()), path
+
+
+# --- the SavedModel scan, faster, finds the same ---------------------------------------------------------
+
+from test_hostile import sm  # noqa: E402,F401  (the fixture: SavedModels that read, write, call Python, save)
+
+from detscope.core.formats import graph_effects, savedmodel  # noqa: E402
+
+
+def test_the_call_scan_finds_what_walking_every_node_finds(sm, monkeypatch):  # noqa: F811
+    folders = [folder for folder, _ in sm.values()] + [REPO / "resources" / "demo" / "saved_model"]
+    found = {}
+    for searched in (False, True):
+        monkeypatch.setattr(graph_effects, "_NODES_WORTH_IT", 0 if searched else 10**9)
+        for folder in folders:
+            proto = savedmodel.parse_saved_model((folder / "saved_model.pb").read_bytes())
+            for meta in proto.meta_graphs:
+                functions = {f.signature.name: f for f in meta.graph_def.library.function}
+                for f in functions.values():
+                    assert graph_effects._function_calls(f, functions) == graph_effects._called(f.node_def, functions)
+                nodes = {n.name: n for n in meta.graph_def.node}
+                by_node = graph_effects._graph_calls(nodes, functions)
+                for name, node in nodes.items():
+                    assert by_node.get(name, set()) == graph_effects._called([node], functions)
+                tree = savedmodel._object_tree(meta.object_graph_def)
+                found.setdefault(folder, []).append(graph_effects.scan_meta_graph(meta, tree))
+    for folder, (walked, searched) in found.items():
+        assert walked == searched, folder
+    assert any(effects for effects, _ in found.values())
+
+
+def _has_bytes_by_fields(value) -> bool:
+    """The plain walk ``savedmodel._has_bytes`` must agree with: every dataclass field, list item, dict key and
+    value, each object once."""
+    seen, stack = set(), [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, (bytes, bytearray)):
+            return True
+        if isinstance(v, (str, int, float, bool)) or v is None or id(v) in seen:
+            continue
+        seen.add(id(v))
+        if isinstance(v, dict):
+            stack.extend(list(v.keys()) + list(v.values()))
+        elif isinstance(v, (list, tuple, set, frozenset)):
+            stack.extend(v)
+        elif hasattr(v, "__dataclass_fields__"):
+            stack.extend(getattr(v, f) for f in v.__dataclass_fields__)
+    return False
+
+
+def test_bytes_are_found_wherever_they_hide_in_a_read_savedmodel(sm):  # noqa: F811
+    for folder in [folder for folder, _ in sm.values()] + [REPO / "resources" / "demo" / "saved_model"]:
+        info = savedmodel.read_saved_model(folder)
+        assert not savedmodel._has_bytes(info.meta_graphs) and not _has_bytes_by_fields(info.meta_graphs)
+        meta = info.meta_graphs[0]
+        deep = meta.object_graph.nodes[-1]
+        for where in ("name", "aliases", "variable"):
+            keep = getattr(deep, where)
+            setattr(deep, where, [b"\xff"] if where == "aliases" else b"\xff")
+            assert savedmodel._has_bytes(info.meta_graphs) and _has_bytes_by_fields(info.meta_graphs), where
+            setattr(deep, where, keep)
+        meta.op_counts[b"\xfe"] = 1
+        assert savedmodel._has_bytes(info.meta_graphs) and _has_bytes_by_fields(info.meta_graphs)
