@@ -205,6 +205,9 @@ def bench_second_folders(app, window, meter, idle: float) -> None:
         print(f"   {what} ({state})")
         print(f"                              {meter.summary()}   ratio to idle {meter.worst / max(idle, 1e-3):.1f}x")
         window.session.close_model()
+        # A load TensorFlow is in the middle of cannot be interrupted: let it end, so that what is measured
+        # next does not share the interpreter with it.
+        window.engine.submit(lambda: None, name="drained").result(timeout=600)
 
 
 # --- 3. tree fill ------------------------------------------------------------------------------------

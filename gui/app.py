@@ -118,7 +118,7 @@ def run_kiosk(app, args) -> int:
         return 2
     set_threads(args.threads)
     bridge = Bridge()
-    engine = Engine(on_progress=bridge.post_progress)
+    engine = Engine(on_progress=bridge.post_progress, settle=bridge.settle)
     pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="detscope-io")
     session = ModelSession(engine, bridge, pool)
     window = KioskWindow(session, bridge, threshold=args.threshold, every=args.every, max_width=args.max_width)

@@ -51,7 +51,7 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self.resize(1400, 900)
         self.bridge = Bridge(self)
-        self.engine = engine or Engine(on_progress=self.bridge.post_progress)
+        self.engine = engine or Engine(on_progress=self.bridge.post_progress, settle=self.bridge.settle)
         self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="detscope-io")
         self.session = ModelSession(self.engine, self.bridge, self.pool, self)
         self._closing = False

@@ -41,6 +41,7 @@ class Job:
     started: float = field(default_factory=time.monotonic)
     _cancel: threading.Event = field(default_factory=threading.Event)
     _progress: Callable[[str], None] | None = None
+    _settle: Callable[[], None] | None = None
 
     @property
     def cancel_requested(self) -> bool:
@@ -55,6 +56,12 @@ class Job:
         if self._progress is not None:
             self._progress(message)
 
+    def settle(self) -> None:
+        """Wait (briefly, as the engine's owner decides) until the owner is quiet: before work that
+        would stop its thread if it overlapped (mapping TensorFlow's libraries while a window paints)."""
+        if self._settle is not None:
+            self._settle()
+
 
 @dataclass
 class _Work:
@@ -68,20 +75,24 @@ class _Work:
 class Engine:
     """A single worker thread with a FIFO of work and a one-frame slot for live sources."""
 
-    def __init__(self, name: str = "detscope-engine", on_progress: Callable[[str, str], None] | None = None):
+    def __init__(self, name: str = "detscope-engine", on_progress: Callable[[str, str], None] | None = None,
+                 settle: Callable[[], None] | None = None):
+        """``on_progress(job name, message)`` is called from the engine's thread; so is ``settle()``, which
+        :meth:`Job.settle` calls (a window passes one that returns once it is idle)."""
         self._cond = threading.Condition()
         self._queue: deque[_Work] = deque()
         self._frame: _Work | None = None
         self._running: _Work | None = None
         self._closed = False
         self._on_progress = on_progress
+        self._settle = settle
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self.thread_ident: int | None = None
         self._thread.start()
 
     # --- submitting --------------------------------------------------------------------------
     def _make(self, fn, args, kwargs, name) -> _Work:
-        job = Job(name or getattr(fn, "__name__", "work"))
+        job = Job(name or getattr(fn, "__name__", "work"), _settle=self._settle)
         if self._on_progress is not None:
             job._progress = lambda msg, _n=job.name: self._on_progress(_n, msg)
         if _takes_job(fn):
