@@ -435,6 +435,7 @@ def run(spec: ModelSpec, inputs: list[str], *, runner: str, beam_args: list[str]
         threshold: float) -> BatchRun:
     """Run the pipeline and wait for it; then gather what it wrote. ``out`` may be omitted for a local runner
     (a temporary folder is used and removed)."""
+    _check_runner(runner)
     sources = plan_sources(inputs)
     for path in (spec.model, out or "", spec.options.get("labels") or "", spec.options.get("template") or ""):
         check_storage(str(path))
@@ -503,6 +504,19 @@ def _beam_log():
         if not failed:
             os.unlink(log.path)
             log.path = None
+
+
+def _check_runner(runner: str) -> None:
+    """A runner name Beam does not know is the user's typo: one line with the names it knows."""
+    from apache_beam.runners.runner import create_runner
+
+    try:
+        create_runner(runner)
+    except ValueError as exc:
+        known = str(exc).split("Valid values are", 1)[-1].strip().rstrip(".")
+        raise UserError(f"--runner {runner}: not a runner Apache Beam knows (it knows {known})") from None
+    except Exception:  # noqa: BLE001 - a known runner that needs more to start (Dataflow's client): said when it runs
+        pass
 
 
 def _pipeline_error(exc: BaseException, runner: str, log: _Log | None = None) -> BatchError:

@@ -159,6 +159,15 @@ def test_without_beam_runner_is_one_line_naming_the_extra(demo):
         capture_output=True, text=True, timeout=120).stdout
 
 
+def test_a_runner_beam_does_not_know_is_one_line_naming_the_ones_it_does(demo, capsys, tmp_path):
+    code, _, err = _cli(capsys, "detect", demo, demo / "test" / "images", "--runner", "DirectRuner",
+                        "--out", tmp_path / "run")
+    assert code == 2 and "Traceback" not in err
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("error: --runner DirectRuner: not a runner Apache Beam knows") and "DirectRunner" in line
+    assert not (tmp_path / "run").exists()
+
+
 def test_options_it_does_not_know_need_runner(demo, capsys):
     with pytest.raises(SystemExit) as exc:
         cli.main(["detect", str(demo), str(demo / "test" / "images"), "--direct_num_workers=2"])
