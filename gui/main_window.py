@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QMenu, QWidget
+from PySide6.QtWidgets import QDockWidget, QFrame, QLabel, QMainWindow, QMenu, QScrollArea, QWidget
 
 from detscope.core.runtime.engine import Engine
 
@@ -76,7 +76,13 @@ class MainWindow(QMainWindow):
         self.problems_dock = self._dock("Problems and restore report", self.problems,
                                         Qt.DockWidgetArea.BottomDockWidgetArea)
         self.splitDockWidget(self.tree_dock, self.details_dock, Qt.Orientation.Vertical)
-        self.eval_dock = self._dock("Evaluation", self.evaluation.panel, Qt.DockWidgetArea.BottomDockWidgetArea)
+        # Scrolled: its tables and charts would otherwise set the minimum height of the whole bottom area (and
+        # the window's minimum width) even while the problems tab is the one in front.
+        scroll = QScrollArea(self)
+        scroll.setWidget(self.evaluation.panel)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.eval_dock = self._dock("Evaluation", scroll, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.tabifyDockWidget(self.problems_dock, self.eval_dock)
         self.eval_dock.hide()                     # until ground truth is found beside the opened images
         self.evaluation.attach(self.eval_dock, beside=self.problems_dock)
