@@ -64,8 +64,9 @@ def open_demo(qtbot, window, demo, *images):
     qtbot.waitUntil(lambda: session.model is not None or (session.loading is None and not session.busy),
                     timeout=LOAD_TIMEOUT_MS)
     assert session.model is not None, [r.text() for r in window.problems.rows()]
-    qtbot.waitUntil(lambda: window.evaluation.truth is not None and window.browser.shown is not None,
-                    timeout=LOAD_TIMEOUT_MS)
+    # the first image's detections too: their status line would otherwise land in the middle of a test
+    qtbot.waitUntil(lambda: window.evaluation.truth is not None and window.browser.shown is not None
+                    and window.image_panel.kept is not None, timeout=LOAD_TIMEOUT_MS)
 
 
 def evaluate(qtbot, window):
