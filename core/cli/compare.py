@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from ..base import errors
+from .options import add_model_options
 
 WORST_SHOWN = 10
 
@@ -29,15 +30,8 @@ def add_parser(sub) -> None:
     cp.add_argument("--report", metavar="FILE.html", help="write a self-contained HTML report")
     cp.add_argument("--checkpoint-a", metavar="ckpt-N", help="restore this checkpoint of A's folder")
     cp.add_argument("--checkpoint-b", metavar="ckpt-N", help="restore this checkpoint of B's folder")
-    cp.add_argument("--labels", help="a label map for both (label_map.pbtxt, COCO json, labels.txt)")
-    cp.add_argument("--template", help="a SavedModel of the same architecture, for checkpoints without one beside")
-    cp.add_argument("--signature", help="which signature (serving_default by default)")
-    cp.add_argument("--tags", help="the SavedModel's tag set, comma-separated (serve by default)")
-    cp.add_argument("--scale", choices=["0..255", "0..1", "-1..1"], help="pixel range of a float image input")
-    cp.add_argument("--unsafe-keras", action="store_true",
-                    help="load a Keras file with safe_mode off (lets the Python code stored in it run)")
-    cp.add_argument("--trust-model", action="store_true",
-                    help="load a SavedModel whose graph reads or writes files, runs Python or uses the network")
+    add_model_options(cp, checkpoint=False, factory=False,
+                      labels="a label map for both (label_map.pbtxt, COCO json, labels.txt)")
     cp.add_argument("--no-cache", action="store_true", help="run both models on every image (the cache is still "
                                                             "written)")
     cp.set_defaults(func=cmd_compare)

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from ..base import errors
+from .options import add_model_options
 
 WORST_SHOWN = 10
 
@@ -29,17 +30,7 @@ def add_parser(sub) -> None:
     ev.add_argument("--review", metavar="REVIEW.db", help="an annotators' review file: its summary (precision as "
                                                           "people judged it, corrections by kind) goes into the "
                                                           "report and the JSON")
-    ev.add_argument("--labels", help="a label map (label_map.pbtxt, COCO json, labels.txt)")
-    ev.add_argument("--checkpoint", help="restore this ckpt-N into the model first")
-    ev.add_argument("--template", help="a SavedModel of the same architecture, for a checkpoint folder")
-    ev.add_argument("--factory", help="FILE.py:FUNCTION or package.module:FUNCTION that builds the model")
-    ev.add_argument("--signature", help="which signature (serving_default by default)")
-    ev.add_argument("--tags", help="the SavedModel's tag set, comma-separated (serve by default)")
-    ev.add_argument("--scale", choices=["0..255", "0..1", "-1..1"], help="pixel range of a float image input")
-    ev.add_argument("--unsafe-keras", action="store_true",
-                    help="load a Keras file with safe_mode off (lets the Python code stored in it run)")
-    ev.add_argument("--trust-model", action="store_true",
-                    help="load a SavedModel whose graph reads or writes files, runs Python or uses the network")
+    add_model_options(ev)
     ev.add_argument("--no-cache", action="store_true", help="run the model on every image (the cache is still "
                                                             "written)")
     ev.add_argument("--runner", metavar="NAME", help="run the model on Apache Beam (DirectRunner, FlinkRunner, "

@@ -450,13 +450,9 @@ def cmd_gui(args) -> int:
     return importlib.import_module("detscope.gui.app").main(args.rest)
 
 
-UNSAFE_KERAS_HELP = ("load a Keras file with safe_mode off: lets the Python code stored in it (a Lambda "
-                     "layer's marshalled lambda) run; only for files you trust")
-TRUST_MODEL_HELP = ("load a SavedModel whose graph reads or writes files, runs Python or uses the network "
-                    "(inspect lists what it does); only for models you trust")
-
-
 def build_parser() -> argparse.ArgumentParser:
+    from .options import add_model_options, add_trust_options
+
     p = argparse.ArgumentParser(prog="detscope", description="Open, browse, restore and look at TensorFlow 2 "
                                                              "object-detection models.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -476,15 +472,7 @@ def build_parser() -> argparse.ArgumentParser:
     det.add_argument("model", help="a SavedModel, OD API export, checkpoint folder with a template, or Keras file")
     det.add_argument("images", nargs="+", help="image files or folders")
     det.add_argument("--threshold", type=float, default=0.5, help="minimum score (0 keeps everything)")
-    det.add_argument("--labels", help="a label map (label_map.pbtxt, COCO json, labels.txt)")
-    det.add_argument("--checkpoint", help="restore this ckpt-N into the model first")
-    det.add_argument("--template", help="a SavedModel of the same architecture, for a checkpoint folder")
-    det.add_argument("--factory", help="FILE.py:FUNCTION or package.module:FUNCTION that builds the model")
-    det.add_argument("--signature", help="which signature (serving_default by default)")
-    det.add_argument("--tags", help="the SavedModel's tag set, comma-separated (serve by default)")
-    det.add_argument("--scale", choices=["0..255", "0..1", "-1..1"], help="pixel range of a float image input")
-    det.add_argument("--unsafe-keras", action="store_true", help=UNSAFE_KERAS_HELP)
-    det.add_argument("--trust-model", action="store_true", help=TRUST_MODEL_HELP)
+    add_model_options(det)
     det.add_argument("--allow-partial", action="store_true",
                      help="run even when the checkpoint was not restored completely (partial, failed, or matched "
                           "nothing); every output is then marked")
@@ -503,8 +491,7 @@ def build_parser() -> argparse.ArgumentParser:
     res.add_argument("--factory", help="FILE.py:FUNCTION or package.module:FUNCTION that builds the model")
     res.add_argument("--ckpt", help="which ckpt-N of a folder (the latest by default)")
     res.add_argument("--tags", help="the template SavedModel's tag set, comma-separated (serve by default)")
-    res.add_argument("--unsafe-keras", action="store_true", help=UNSAFE_KERAS_HELP)
-    res.add_argument("--trust-model", action="store_true", help=TRUST_MODEL_HELP)
+    add_trust_options(res)
     res.add_argument("--json", action="store_true", help="print one JSON object")
     res.set_defaults(func=cmd_restore)
 

@@ -499,21 +499,7 @@ def _block_items(block: bytes):
     pos = 0
     key = b""
     while pos < limit:
-        shared = block[pos]
-        if shared < 0x80:
-            pos += 1
-        else:
-            shared, pos = _varint(block, pos)
-        unshared = block[pos]
-        if unshared < 0x80:
-            pos += 1
-        else:
-            unshared, pos = _varint(block, pos)
-        vlen = block[pos]
-        if vlen < 0x80:
-            pos += 1
-        else:
-            vlen, pos = _varint(block, pos)
+        shared, unshared, vlen, pos = _entry_head(block, pos)
         if shared > len(key):
             raise _Corrupt("key shares more bytes than the previous key has")
         key = key[:shared] + block[pos:pos + unshared]
