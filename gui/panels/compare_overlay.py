@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from PySide6.QtCore import QRectF, Qt
-from PySide6.QtGui import QColor, QPen
-from PySide6.QtWidgets import QGraphicsRectItem
+from PySide6.QtCore import QRectF
+from PySide6.QtGui import QColor
 
 from .image_view import BOX_Z, ImageView, LabelItem
+from .truth_overlay import TruthItem
 
 B_COLOUR = QColor(190, 60, 255)
 UNDERLAY = QColor(255, 255, 255)
@@ -33,36 +33,12 @@ class BMark:
     note: str = ""                   # a class flip: A's class
 
 
-class BBoxItem(QGraphicsRectItem):
-    """A rectangle drawn twice with cosmetic pens: a white underlay, then the dashes in B's colour."""
-
-    def __init__(self, rect: QRectF, width: float):
-        super().__init__(rect)
-        under = QPen(UNDERLAY, width)
-        under.setCosmetic(True)
-        under.setJoinStyle(Qt.PenJoinStyle.MiterJoin)
-        self.setPen(under)
-        self.dashes = QPen(B_COLOUR, width, Qt.PenStyle.CustomDashLine)
-        self.dashes.setDashPattern([4.0, 2.0])
-        self.dashes.setCosmetic(True)
-        self.dashes.setCapStyle(Qt.PenCapStyle.FlatCap)
-        self.setBrush(Qt.BrushStyle.NoBrush)
-        self.setZValue(B_Z)
-
-    def paint(self, painter, option, widget=None) -> None:
-        painter.setBrush(Qt.BrushStyle.NoBrush)
-        painter.setPen(self.pen())
-        painter.drawRect(self.rect())
-        painter.setPen(self.dashes)
-        painter.drawRect(self.rect())
-
-
 class CompareOverlay:
     """The items it added to ``view``'s scene: ``boxes`` (one per mark, in order) and their ``tags``."""
 
     def __init__(self, view: ImageView):
         self.view = view
-        self.boxes: list[BBoxItem] = []
+        self.boxes: list[TruthItem] = []
         self.tags: list[LabelItem] = []
 
     def clear(self) -> None:
@@ -76,8 +52,10 @@ class CompareOverlay:
         scene = self.view.scene()
         for mark in marks:
             x0, y0, x1, y1 = (float(v) for v in mark.box)
-            item = BBoxItem(QRectF(x0, y0, max(x1 - x0, 0.5), max(y1 - y0, 0.5)),
-                            3.0 if mark.status == "only_b" else 2.0)
+            # white underneath, B's colour dashed over it: visible on any picture, unlike A's solid boxes
+            item = TruthItem(QRectF(x0, y0, max(x1 - x0, 0.5), max(y1 - y0, 0.5)), UNDERLAY,
+                             3.0 if mark.status == "only_b" else 2.0, dash=B_COLOUR, pattern=(4.0, 2.0))
+            item.setZValue(B_Z)
             what = {"pair": "B, matched with A", "flip": f"B, where A saw {mark.note}", "only_b": "B only",
                     "": "B"}[mark.status]
             item.setToolTip(f"{mark.label} {mark.score:.2f}: {what}")

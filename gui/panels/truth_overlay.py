@@ -54,16 +54,17 @@ class Ghost:
 
 
 class TruthItem(QGraphicsRectItem):
-    """A rectangle drawn twice with cosmetic pens: solid ``colour``, then black dashes over it."""
+    """A rectangle drawn twice with cosmetic pens: solid ``colour``, then dashes over it (black by default)."""
 
-    def __init__(self, rect: QRectF, colour: QColor, width: float = 2.0):
+    def __init__(self, rect: QRectF, colour: QColor, width: float = 2.0, dash: QColor = DASH_COLOUR,
+                 pattern: tuple[float, float] = (3.0, 3.0)):
         super().__init__(rect)
         pen = QPen(colour, width)
         pen.setCosmetic(True)
         pen.setJoinStyle(Qt.PenJoinStyle.MiterJoin)
         self.setPen(pen)
-        self.dashes = QPen(DASH_COLOUR, width, Qt.PenStyle.CustomDashLine)
-        self.dashes.setDashPattern([3.0, 3.0])
+        self.dashes = QPen(dash, width, Qt.PenStyle.CustomDashLine)
+        self.dashes.setDashPattern(list(pattern))
         self.dashes.setCosmetic(True)
         self.dashes.setCapStyle(Qt.PenCapStyle.FlatCap)
         self.setBrush(Qt.BrushStyle.NoBrush)
