@@ -50,6 +50,7 @@ def parse_args(argv):
     kiosk.add_argument("--windowed", action="store_true", help=argparse.SUPPRESS)   # tests and screenshots
     parser.add_argument("--exit-when-shown", action="store_true",
                         help="print how long the window took to appear, then quit (for benchmarks)")
+    parser.add_argument("--exit-when-detected", action="store_true", help=argparse.SUPPRESS)   # packaging's smoke test
     return parser.parse_args(argv)
 
 
@@ -80,10 +81,42 @@ def main(argv=None) -> int:
     paths = args.paths or demo_paths()
     if paths:
         QTimer.singleShot(0, lambda: window.open_paths(paths))
+    if args.exit_when_detected:
+        return _exit(window, _until_detected(app, window))
     else:
         window.say("the demo model is not here (make demo); open a model folder with Ctrl+O")
     code = app.exec()
     return _exit(window, code)
+
+
+def _until_detected(app, window, seconds: float = 300) -> int:
+    """Run until the first image's detections are drawn (0), the model fails to load (1) or time is up (1);
+    print which, and whether this process imported TensorFlow (its model lives in a process of its own)."""
+    from PySide6.QtCore import QTimer
+
+    outcome: list[int] = []
+
+    def done(code: int, line: str) -> None:
+        if not outcome:
+            outcome.append(code)
+            print(line, flush=True)
+            window.close()
+
+    window.session.load_failed.connect(lambda line: done(1, f"load-failed {line}"))
+    deadline = time.monotonic() + seconds
+
+    def check() -> None:
+        kept = window.image_panel.kept
+        if kept is not None:
+            done(0, f"detected {len(kept)} tensorflow={'tensorflow' in sys.modules}")
+        elif time.monotonic() > deadline:
+            done(1, "no detections in time")
+
+    timer = QTimer()
+    timer.timeout.connect(check)
+    timer.start(100)
+    app.exec()
+    return outcome[0] if outcome else 1
 
 
 def set_threads(threads: int | None) -> None:
@@ -118,7 +151,7 @@ def run_kiosk(app, args) -> int:
         return 2
     set_threads(args.threads)
     bridge = Bridge()
-    engine = Engine(on_progress=bridge.post_progress, settle=bridge.settle)
+    engine = Engine(on_progress=bridge.post_progress)
     pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="detscope-io")
     session = ModelSession(engine, bridge, pool)
     window = KioskWindow(session, bridge, threshold=args.threshold, every=args.every, max_width=args.max_width)

@@ -38,10 +38,28 @@ from .panels.problems_panel import ProblemsPanel
 from .panels.status import TaskStatus
 from .qt import style
 from .qt.bridge import Bridge
-from .qt.settings import settings
+from .qt.settings import save as save_settings, settings
 
 log = logging.getLogger("detscope.gui")
 __all__ = ["MainWindow", "settings"]
+
+
+# What opening a model and an image imports, in the window's process. Imported on the pool once the window
+# shows, so that the first open imports nothing: an import under way on a worker makes the GUI thread wait
+# for all of it when it needs the same module (and decoding Pillow's plugins or the evaluation's readers
+# then competes with the window for the interpreter).
+IMPORTED_AHEAD = ("PIL.Image", "detscope.core.detect.render", "detscope.core.app.evaluation",
+                  "detscope.core.app.open_request", "detscope.core.media.sources", "detscope.core.base.paths")
+
+
+def import_ahead() -> None:
+    import importlib
+
+    for name in IMPORTED_AHEAD:
+        importlib.import_module(name)
+    from PIL import Image
+
+    Image.preinit()           # the common formats' plugins, which the first image would import
 
 
 class MainWindow(QMainWindow):
@@ -51,8 +69,9 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self.resize(1400, 900)
         self.bridge = Bridge(self)
-        self.engine = engine or Engine(on_progress=self.bridge.post_progress, settle=self.bridge.settle)
+        self.engine = engine or Engine(on_progress=self.bridge.post_progress)
         self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="detscope-io")
+        self._imported_ahead = False
         self.session = ModelSession(self.engine, self.bridge, self.pool, self)
         self._closing = False
         self._threshold_of: Path | None = None   # the model the slider's threshold belongs to
@@ -288,6 +307,9 @@ class MainWindow(QMainWindow):
         if self._layout_pending:
             self._layout_pending = False
             QTimer.singleShot(0, self._default_layout)
+        if not self._imported_ahead:
+            self._imported_ahead = True
+            QTimer.singleShot(0, lambda: self.pool.submit(import_ahead))
 
     def _restore_settings(self) -> None:
         s = settings()
@@ -305,6 +327,7 @@ class MainWindow(QMainWindow):
         s = settings()
         s.setValue("window/geometry", self.saveGeometry())
         s.setValue("window/state", self.saveState())
+        save_settings()
         self.shutdown()
         super().closeEvent(event)
 

@@ -8,6 +8,13 @@ if __name__ == "__main__":
 
     if sys.argv[1:2] == [h5probe.CHILD_FLAG]:
         sys.exit(h5probe.child_main(sys.argv[2:]))
+    # The window's model lives in a child process (detscope.core.app.modelproc): this executable again.
+    from detscope.core.app import modelproc
+
+    if sys.argv[1:2] == [modelproc.CHILD_FLAG]:
+        from detscope.core.app.modelchild import child_main
+
+        sys.exit(child_main())
     from detscope.gui.app import main
 
     sys.exit(main())

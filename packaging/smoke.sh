@@ -119,6 +119,12 @@ if command -v xvfb-run >/dev/null 2>&1; then
   grep -q "^window-shown" "$tmp/out" || fail "detscope-gui printed no window-shown line"
   ok "detscope-gui under Xvfb: $(grep '^window-shown' "$tmp/out") (process: $(took "$t") s with Xvfb's start)"
   # the same window through the command line's executable, which starts without PyInstaller's Qt hook
+  # the window's model lives in a child process, which is this executable again: load the demo and detect
+  t=$(now)
+  bare xvfb-run -a -s "-screen 0 1400x900x24" "$GUI" --exit-when-detected >"$tmp/out" 2>"$tmp/err" \
+    || fail "detscope-gui --exit-when-detected exited $?: $(cat "$tmp/out")"
+  grep -q "^detected [1-9][0-9]* tensorflow=False" "$tmp/out" || fail "the window did not detect through its model process: $(cat "$tmp/out")"
+  ok "detscope-gui loaded the demo in its model process and detected: $(cat "$tmp/out") ($(took "$t") s)"
   bare xvfb-run -a -s "-screen 0 1400x900x24" "$CLI" gui --exit-when-shown >"$tmp/out" 2>"$tmp/err" \
     || fail "detscope gui --exit-when-shown exited $?"
   grep -q "^window-shown" "$tmp/out" || fail "detscope gui printed no window-shown line"

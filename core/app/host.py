@@ -28,6 +28,7 @@ from ..detect.conventions import ImageInput, OutputMapping
 from ..detect.detections import Detections
 from ..formats.labels import LabelMap
 from ..runtime.engine import Engine
+from .modelproc import ModelProcess
 from ..base.text import fmt_shape, plural
 from ..formats.objectgraph import MODEL
 from ..runtime.report import COMPLETE, FAILED, RestoreReport
@@ -175,70 +176,124 @@ class Latest:
         return stamp == self._n
 
 
-class _Slot:
-    """The live model, written and dropped only on the engine thread."""
+class Slot:
+    """The live model, written and dropped only on the thread that owns it (the engine's, in this process or in
+    the model's process: :mod:`.modelproc`). Every method returns plain data."""
 
-    model = None
+    def __init__(self):
+        self.model = None
+
+    def load(self, folder: ModelFolder, options: dict, job=None) -> ModelSummary:
+        from ..runtime.model import load_model
+
+        self.model = load_model(folder, job=job, **options)
+        return summarise(self.model)
+
+    def _live(self, what: str):
+        if self.model is None:
+            raise UserError(f"no model is loaded: cannot {what}")
+        return self.model
+
+    def switch(self, name: str, job=None) -> ModelSummary:
+        self._live(f"switch to {name}").switch_checkpoint(name, job=job)
+        return summarise(self.model)
+
+    def detect(self, image, allow_partial: bool = False) -> Detections:
+        model = self._live("detect")
+        if not allow_partial:      # asked here, so a checkpoint switch queued before counts
+            reason = restore_refusal(model.how, model.report)
+            if reason is not None:
+                raise PartialRestoreRefused(reason, model.report)
+        return model.detect(image)
+
+    def mapping_target(self):
+        from ..runtime.model import mapping_target
+
+        return mapping_target(self._live("map its outputs"))
+
+    def release(self) -> None:
+        if self.model is not None:
+            self.model = None
+            collector.thaw()     # the load froze the model's objects; now they may be collected
 
 
-def _load(slot: _Slot, folder: Future, options: dict, job=None) -> ModelSummary:
-    from ..runtime.model import load_model
+class ProcessSlot:
+    """A :class:`Slot` in the model's own process (:class:`~.modelproc.ModelProcess`): the same calls, made
+    from the engine thread, answered by the child."""
 
-    slot.model = load_model(folder.result(), job=job, **options)
-    return summarise(slot.model)
+    def __init__(self, process: ModelProcess):
+        self.process = process
 
+    def load(self, folder: ModelFolder, options: dict, job=None) -> ModelSummary:
+        summary = self.process.call("load", folder, options, job=job)
+        return replace(summary, folder=folder)      # the folder this process holds, with what it has read
 
-def _live(slot: _Slot, what: str):
-    if slot.model is None:
-        raise UserError(f"no model is loaded: cannot {what}")
-    return slot.model
+    def switch(self, name: str, job=None) -> ModelSummary:
+        summary = self.process.call("switch", name, job=job)
+        return summary
 
+    def detect(self, image, allow_partial: bool = False) -> Detections:
+        return self.process.call("detect", image, allow_partial)
 
-def _switch(slot: _Slot, name: str, job=None) -> ModelSummary:
-    _live(slot, f"switch to {name}").switch_checkpoint(name, job=job)
-    return summarise(slot.model)
+    def mapping_target(self):
+        return self.process.call("mapping_target")
 
-
-def _detect(image, slot: _Slot, allow_partial: bool = False) -> Detections:
-    model = _live(slot, "detect")
-    if not allow_partial:      # asked on the engine, so a checkpoint switch queued before counts
-        reason = restore_refusal(model.how, model.report)
-        if reason is not None:
-            raise PartialRestoreRefused(reason, model.report)
-    return model.detect(image)
+    def release(self) -> None:
+        self.process.release()
 
 
-def _mapping_target(slot: _Slot):
-    from ..runtime.model import mapping_target
+# Run on the engine thread (the host submits these).
+def _load(slot, folder: Future, options: dict, job=None) -> ModelSummary:
+    return slot.load(folder.result(), options, job=job)
 
-    return mapping_target(_live(slot, "map its outputs"))
+
+def _switch(slot, name: str, job=None) -> ModelSummary:
+    return slot.switch(name, job=job)
 
 
-def _release(slot: _Slot) -> None:
-    if slot.model is not None:
-        slot.model = None
-        collector.thaw()     # the load froze the model's objects; now they may be collected
+def _detect(image, slot, allow_partial: bool = False) -> Detections:
+    return slot.detect(image, allow_partial)
+
+
+def _mapping_target(slot):
+    return slot.mapping_target()
+
+
+def _release(slot) -> None:
+    slot.release()
 
 
 class ModelHost:
     """Opens one model at a time. ``open()`` returns the futures of its inventory and its load.
 
-    ``engine`` runs every TensorFlow call; ``pool`` (two workers by default) reads folders. The host
-    is not thread-safe for its own calls: one owner (the CLI's main thread, the window's GUI thread)
-    drives it; the futures it returns may be waited on anywhere.
+    ``engine`` runs every TensorFlow call; ``pool`` (two workers by default) reads folders. With
+    ``isolated`` the model lives in a process of its own (:class:`~.modelproc.ModelProcess`, driven from the
+    engine thread): TensorFlow, which holds this process's GIL for seconds while it loads a big graph, then
+    never stops a window's thread; a load can be stopped even inside TensorFlow; a crash in it is an error
+    line. The command line keeps the model in its own process. The host is not thread-safe for its own
+    calls: one owner (the CLI's main thread, the window's GUI thread) drives it; the futures it returns may be
+    waited on anywhere.
     """
 
-    def __init__(self, engine: Engine | None = None, pool: ThreadPoolExecutor | None = None):
+    def __init__(self, engine: Engine | None = None, pool: ThreadPoolExecutor | None = None, *,
+                 isolated: bool = False):
         self._own_engine = engine is None
         self.engine = engine or Engine()
         self._own_pool = pool is None
         self.pool = pool or ThreadPoolExecutor(2, thread_name_prefix="detscope-io")
-        self._slot = _Slot()
+        self.process: ModelProcess | None = None
+        if isolated:
+            self.process = ModelProcess.acquire()
+            self.engine.at_exit(self.process.retire)
+        self._slot = self._new_slot()
         self.folder: Future | None = None          # Future[ModelFolder]
         self.inventory: Future | None = None       # Future[Inventory]
         self.loading: Future | None = None         # Future[ModelSummary]
         self.switching: Future | None = None
         self.path: Path | None = None
+
+    def _new_slot(self):
+        return ProcessSlot(self.process) if self.process is not None else Slot()
 
     # --- opening ---------------------------------------------------------------------------------
     def recognise(self, path) -> Future:
@@ -263,7 +318,7 @@ class ModelHost:
         self.inventory = self.read_inventory(checkpoint) if inventory else None
         self.loading = None
         if load:
-            self._slot = slot = _Slot()
+            self._slot = slot = self._new_slot()
             options = dict(options, checkpoint=checkpoint)
             self.loading = self.engine.submit(_load, slot, self.folder, options,
                                               name=name or f"load {self.path.name}")
@@ -373,9 +428,10 @@ class ModelHost:
         if had_model:
             try:
                 self.engine.submit(_release, self._slot, name="release model")
-            except RuntimeError:       # the engine is shut down: the model goes with the process
-                self._slot.model = None
-        self._slot = _Slot()
+            except RuntimeError:       # the engine is shut down: nothing will run the model again
+                if isinstance(self._slot, Slot):
+                    self._slot.model = None
+        self._slot = self._new_slot()
 
     def shutdown(self, timeout: float | None = 30) -> None:
         """Close, then stop the engine and the pool if this host made them."""

@@ -102,6 +102,16 @@ class ModelFolder:
     _parsed: dict = field(default_factory=dict, repr=False, compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
+    def __getstate__(self):
+        """Pickled (to the model's process) without what was read from its files: the other side reads its own."""
+        state = dict(self.__dict__)
+        state["_parsed"], state["_lock"] = {}, None
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
     def parsed(self, key, read):
         """``read()``'s result for ``key`` (a path, or a tuple naming what was read), read once.
 

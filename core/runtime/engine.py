@@ -23,6 +23,7 @@ from __future__ import annotations
 import inspect
 import threading
 import time
+import traceback
 from collections import deque
 from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass, field
@@ -41,7 +42,6 @@ class Job:
     started: float = field(default_factory=time.monotonic)
     _cancel: threading.Event = field(default_factory=threading.Event)
     _progress: Callable[[str], None] | None = None
-    _settle: Callable[[], None] | None = None
 
     @property
     def cancel_requested(self) -> bool:
@@ -56,12 +56,6 @@ class Job:
         if self._progress is not None:
             self._progress(message)
 
-    def settle(self) -> None:
-        """Wait (briefly, as the engine's owner decides) until the owner is quiet: before work that
-        would stop its thread if it overlapped (mapping TensorFlow's libraries while a window paints)."""
-        if self._settle is not None:
-            self._settle()
-
 
 @dataclass
 class _Work:
@@ -75,24 +69,22 @@ class _Work:
 class Engine:
     """A single worker thread with a FIFO of work and a one-frame slot for live sources."""
 
-    def __init__(self, name: str = "detscope-engine", on_progress: Callable[[str, str], None] | None = None,
-                 settle: Callable[[], None] | None = None):
-        """``on_progress(job name, message)`` is called from the engine's thread; so is ``settle()``, which
-        :meth:`Job.settle` calls (a window passes one that returns once it is idle)."""
+    def __init__(self, name: str = "detscope-engine", on_progress: Callable[[str, str], None] | None = None):
+        """``on_progress(job name, message)`` is called from the engine's thread."""
         self._cond = threading.Condition()
         self._queue: deque[_Work] = deque()
         self._frame: _Work | None = None
         self._running: _Work | None = None
         self._closed = False
         self._on_progress = on_progress
-        self._settle = settle
+        self._at_exit: list[Callable[[], None]] = []
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self.thread_ident: int | None = None
         self._thread.start()
 
     # --- submitting --------------------------------------------------------------------------
     def _make(self, fn, args, kwargs, name) -> _Work:
-        job = Job(name or getattr(fn, "__name__", "work"), _settle=self._settle)
+        job = Job(name or getattr(fn, "__name__", "work"))
         if self._on_progress is not None:
             job._progress = lambda msg, _n=job.name: self._on_progress(_n, msg)
         if _takes_job(fn):
@@ -130,6 +122,11 @@ class Engine:
             running.job._cancel.set()
             return True
         return False
+
+    def at_exit(self, fn: Callable[[], None]) -> None:
+        """Call ``fn()`` on the engine thread when it ends (after :meth:`shutdown`): closing what only the
+        engine thread may touch, such as the process that holds the model."""
+        self._at_exit.append(fn)
 
     def run_sync(self, fn: Callable, *args, timeout: float | None = None, **kwargs):
         """Submit and wait (for the CLI and tests; the GUI never waits on the engine)."""
@@ -187,6 +184,11 @@ class Engine:
         while True:
             work = self._next()
             if work is None:
+                for fn in self._at_exit:
+                    try:
+                        fn()
+                    except Exception:       # one closer failing does not keep the others from running
+                        traceback.print_exc()
                 return
             try:
                 if work.future.set_running_or_notify_cancel():

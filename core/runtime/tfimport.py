@@ -80,10 +80,6 @@ def import_tensorflow(job=None, preload: tuple[str, ...] = ()) -> None:
     with native_log_filtered(enabled=not verbose):
         if job is not None:
             job.progress("mapping TensorFlow")
-            # While the libraries are mapped the dynamic loader's lock is held for a few hundred ms, and a
-            # window painting something for the first time waits for it (with the GIL): map them once the
-            # window has shown what it was showing (an engine without a window does not wait).
-            job.settle()
         preload_tensorflow_libraries()
         if job is not None:
             job.progress("importing TensorFlow")

@@ -88,8 +88,7 @@ class CompareFlows(QObject):
         if self.session_b is None:
             from detscope.core.runtime.engine import Engine
 
-            self.engine_b = Engine(name="detscope-engine-b", on_progress=self.bridge.post_progress,
-                                   settle=self.bridge.settle)
+            self.engine_b = Engine(name="detscope-engine-b", on_progress=self.bridge.post_progress)
             self.session_b = s = ModelSession(self.engine_b, self.bridge, self.pool, self)
             s.model_ready.connect(self._b_ready)
             s.failed.connect(lambda line: self.failed.emit(f"B: {line}"))

@@ -37,7 +37,7 @@ class ModelSession(QObject):
         self.engine = engine
         self.bridge = bridge
         self.pool = pool
-        self.host = ModelHost(engine, pool)
+        self.host = ModelHost(engine, pool, isolated=True)     # TensorFlow never holds this process's GIL
         self.path: Path | None = None
         self.template: Path | None = None  # a SavedModel of the same architecture, for a bare checkpoint
         self.inventory = None

@@ -23,14 +23,9 @@ from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass, field
 from typing import Callable
 
-from PySide6.QtCore import QObject, Qt, QTimer, Signal
+from PySide6.QtCore import QObject, Qt, Signal
 
 log = logging.getLogger("detscope.gui")
-
-# Before TensorFlow's libraries are mapped the engine waits for the window to be idle (Bridge.settle): after
-# it has worked through what was queued, this long again; never longer than the timeout in all.
-SETTLE_MS = 150
-SETTLE_TIMEOUT_S = 1.5
 
 
 def one_line(exc: BaseException) -> str:
@@ -66,7 +61,6 @@ class Bridge(QObject):
     _progress = Signal(str, str)           # job name, message (from the engine thread)
     _task_done = Signal(object)
     _report = Signal(object, str)          # exception, context (from any thread)
-    _settle = Signal(object)               # a threading.Event to set once the GUI thread is idle
     progress = Signal(str, str)
     errored = Signal(str)                  # one line, for the status bar and the problems panel
     tasks_changed = Signal()
@@ -79,21 +73,11 @@ class Bridge(QObject):
         self._progress.connect(self._on_progress, Qt.ConnectionType.QueuedConnection)
         self._task_done.connect(self._untrack, Qt.ConnectionType.QueuedConnection)
         self._report.connect(self.report, Qt.ConnectionType.QueuedConnection)
-        self._settle.connect(lambda idle: QTimer.singleShot(SETTLE_MS, idle.set), Qt.ConnectionType.QueuedConnection)
 
     # --- any thread ----------------------------------------------------------------------------
     def post_progress(self, name: str, message: str) -> None:
         """The engine's ``on_progress`` callback (runs on the engine thread)."""
         self._emit(self._progress, name, message)
-
-    def settle(self) -> None:
-        """The engine's ``settle`` (runs on the engine thread): return once the GUI thread has worked through
-        what was queued for it and then gone :data:`SETTLE_MS` more, or after :data:`SETTLE_TIMEOUT_S`."""
-        if self._closed or threading.current_thread() is threading.main_thread():
-            return
-        idle = threading.Event()
-        self._emit(self._settle, idle)
-        idle.wait(SETTLE_TIMEOUT_S)
 
     def post_report(self, exc: BaseException, context: str = "") -> bool:
         """:meth:`report` on the GUI thread, from any thread; False when there is no window to show it on."""

@@ -128,30 +128,6 @@ def test_errors_become_one_line():
     assert one_line(OSError("disk full")) == "disk full"
 
 
-def test_the_engine_maps_tensorflow_only_once_the_window_is_idle(qtbot):
-    """Work that calls ``job.settle()`` (TensorFlow's libraries being mapped) waits for the GUI thread to
-    work through what was queued for it; a closed window (or an engine without one) never holds it."""
-    import time
-
-    from detscope.core.runtime.engine import Engine
-
-    bridge = Bridge()
-    engine = Engine(settle=bridge.settle)
-    order = []
-    try:
-        future = engine.submit(lambda job: (job.settle(), order.append("settled")), name="load")
-        time.sleep(0.3)                       # the GUI thread busy: no event processed
-        order.append("gui busy until now")
-        qtbot.waitUntil(future.done, timeout=5000)
-        assert order == ["gui busy until now", "settled"]
-        bridge.close()                        # the window is closing
-        started = time.monotonic()
-        engine.submit(lambda job: job.settle(), name="load").result(timeout=5)   # nobody processes events
-        assert time.monotonic() - started < 1.0
-    finally:
-        engine.shutdown()
-
-
 def test_bridge_delivers_on_the_gui_thread(qtbot):
     import threading
     from concurrent.futures import Future
