@@ -253,8 +253,8 @@ class ModelProcess:
         code = proc.wait() if proc is not None else 0
         self._drop()
         self._lost = _ended(code)
-        raise UserError(f"the model's process ended during {name} ({self._lost}): "
-                        "TensorFlow failed on this model; the folder is still browsable")
+        raise UserError(f"the model's process ended ({self._lost}) during {name}: open the model again "
+                        "(its folder is still browsable)")
 
 
 def _settings() -> dict[str, str]:

@@ -7,6 +7,7 @@ another folder of the same shape (saved_model/, training/ckpt-N, label_map.pbtxt
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -64,6 +65,32 @@ def test_window_shows_before_tensorflow_is_imported(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     line = next(l for l in out.stdout.splitlines() if l.startswith("window-shown"))
     assert line.endswith("tensorflow=False")
+
+
+def test_the_window_detects_without_ever_importing_tensorflow(tmp_path):
+    """The demo loads and its first image is drawn with boxes, while the window's own process never imports
+    TensorFlow: the model lives in a process of its own."""
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "XDG_CONFIG_HOME": str(tmp_path / "config"),
+           "DETSCOPE_DATA_DIR": str(tmp_path / "data")}
+    out = subprocess.run([sys.executable, "-m", "detscope.gui.app", "--exit-when-detected"], env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr[-2000:]
+    line = next(l for l in out.stdout.splitlines() if l.startswith("detected"))
+    assert int(line.split()[1]) > 0 and line.endswith("tensorflow=False")
+
+
+def test_a_crash_of_the_model_process_is_a_line_and_the_model_opens_again(qtbot, window, demo_dir, demo_images):
+    import signal
+
+    open_with_image(qtbot, window, demo_dir, demo_dir / "test" / "images")
+    os.kill(window.session.host.process.pid, signal.SIGKILL)      # TensorFlow crashing on a model does this
+    with qtbot.waitSignal(window.bridge.errored, timeout=30_000) as said:
+        window.browser.step(1)
+    assert re.fullmatch(r"(detection failed: )?the model's process ended \(it was killed \(SIGKILL\)\)"
+                        r"( during detect)?: open the model again.*", said.args[0]), said.args[0]
+    assert window.isVisible()
+    panel = open_with_image(qtbot, window, demo_dir, demo_images[0])
+    assert panel.kept is not None and len(panel.kept) > 0
 
 
 # --- model, tree, restore report ------------------------------------------------------------------
