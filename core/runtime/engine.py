@@ -2,7 +2,9 @@
 
 Everything that touches TensorFlow (importing it, loading a model, restoring a
 checkpoint, running a signature) is submitted here and runs on a single worker
-thread; callers get ``concurrent.futures.Future`` objects back. TensorFlow is
+thread; callers get ``concurrent.futures.Future`` objects back. (A window's
+engine thread drives a child process that holds the model instead:
+``detscope.core.app.modelproc``; the work and its futures are the same.) TensorFlow is
 imported lazily by the work itself, so importing ``detscope.core`` stays cheap.
 
 Two paths in:
