@@ -52,6 +52,9 @@ IMPORTED_AHEAD = ("PIL.Image", "detscope.core.detect.render", "detscope.core.app
                   "detscope.core.app.open_request", "detscope.core.media.sources", "detscope.core.base.paths")
 
 
+IMPORT_AHEAD_AFTER_MS = 300
+
+
 def import_ahead() -> None:
     import importlib
 
@@ -309,7 +312,8 @@ class MainWindow(QMainWindow):
             QTimer.singleShot(0, self._default_layout)
         if not self._imported_ahead:
             self._imported_ahead = True
-            QTimer.singleShot(0, lambda: self.pool.submit(import_ahead))
+            # not while the window paints for the first time: that paint would wait for the imports
+            QTimer.singleShot(IMPORT_AHEAD_AFTER_MS, lambda: self.pool.submit(import_ahead))
 
     def _restore_settings(self) -> None:
         s = settings()
