@@ -313,7 +313,11 @@ class MainWindow(QMainWindow):
         if not self._imported_ahead:
             self._imported_ahead = True
             # not while the window paints for the first time: that paint would wait for the imports
-            QTimer.singleShot(IMPORT_AHEAD_AFTER_MS, lambda: self.pool.submit(import_ahead))
+            QTimer.singleShot(IMPORT_AHEAD_AFTER_MS, self._import_ahead)
+
+    def _import_ahead(self) -> None:
+        if not self._closing:
+            self.pool.submit(import_ahead)
 
     def _restore_settings(self) -> None:
         s = settings()
