@@ -110,3 +110,19 @@ def test_shutdown_cancels_what_waits_and_stops_the_thread():
     assert e.join(0)
     with pytest.raises(RuntimeError):
         e.submit(lambda: None)
+
+
+def test_what_only_the_engine_thread_may_close_is_closed_there_when_it_ends():
+    """``at_exit`` closers (the window's model process) run on the engine thread after its last work, and one
+    that fails does not keep the next from running."""
+    e = Engine()
+    closed = []
+
+    def broken():
+        raise RuntimeError("could not close")
+    e.at_exit(broken)
+    e.at_exit(lambda: closed.append(threading.get_ident()))
+    e.submit(lambda: None).result(5)
+    assert closed == []
+    e.shutdown(timeout=10)
+    assert closed == [e.thread_ident]
