@@ -78,9 +78,11 @@ def _declared_variables(info: SavedModelInfo) -> tuple[int, dict[str, tuple]]:
     mg = info.meta_graph()
     tree = mg.object_graph
     declared: dict[str, tuple] = {}
+    suffix = f"/{og.ATTRIBUTES}/{og.VARIABLE_VALUE}"
     for node in tree.variables() if tree is not None else []:
-        if node.variable is not None and node.path:
-            declared[f"{node.path}/{og.ATTRIBUTES}/{og.VARIABLE_VALUE}"] = (node.variable.dtype, node.variable.shape)
+        variable = node.variable
+        if variable is not None and node.path:
+            declared[node.path + suffix] = (variable.dtype, variable.shape)
     count = len(declared) or (1 if mg.has_variables else 0)
     return count, declared
 
@@ -147,11 +149,11 @@ def saved_model_variables_findings(info: SavedModelInfo, folder: Path, bundle: B
                                     f"declare ({_examples([k.split('/' + og.ATTRIBUTES)[0] for k in extra])}): "
                                     "it may have been changed or come from another model", str(index), key=extra[0]))
     wrong = []
-    for key, (dtype, shape) in declared.items():
+    for key, (dtype, shape) in declared.items():   # once per variable: 50,000 in a big model
         e = entries.get(key)
-        if e is None or shape is None or any(d is None for d in shape):
+        if e is None or shape is None or None in shape:
             continue
-        if tuple(e.shape) != tuple(shape) or (dtype and e.dtype_name != dtype):
+        if (e.shape != shape and tuple(e.shape) != tuple(shape)) or (dtype and e.dtype_name != dtype):
             wrong.append((key, e, dtype, shape))
     if wrong:
         key, e, dtype, shape = wrong[0]

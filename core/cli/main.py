@@ -64,9 +64,15 @@ def _print_tree(node, out, depth: int = 0, max_depth: int | None = None, show_al
 
 
 def cmd_inspect(args) -> int:
+    _model_here(args.path)
+    if args.json and args.tensor is None:
+        # facts and findings: from the cache when none of a big folder's files changed (core.browse.inspect_cache)
+        from ..browse.inspect_cache import inspect_json
+
+        sys.stdout.write(inspect_json(args.path, args.checkpoint))
+        return 0
     from ..browse.inventory import build_inventory
 
-    _model_here(args.path)
     # --json prints facts and findings only: the rows of the tree are not built for it
     inv = build_inventory(args.path, checkpoint=args.checkpoint, tree=not args.json or args.tensor is not None)
     if args.tensor is not None:

@@ -28,6 +28,7 @@ reference the hand decoder is tested against.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass
@@ -124,18 +125,7 @@ def crc32c(data, crc: int = 0) -> int:
 
 # --- varints and OrderedCode ----------------------------------------------------------------
 
-def _varint(buf, pos: int) -> tuple[int, int]:
-    result = 0
-    shift = 0
-    while True:
-        b = buf[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        if b < 0x80:
-            return result, pos
-        shift += 7
-        if shift > 63:
-            raise _Corrupt("varint longer than 10 bytes")
+_varint = functools.partial(protos.read_varint, error=_Corrupt)   # (buf, pos) -> (value, position after)
 
 
 def _int64(value: int) -> int:
@@ -258,7 +248,10 @@ class Entry:
 
     @property
     def dtype_name(self) -> str:
-        return dtypes.name(self.dtype)
+        name = _DTYPE_NAMES.get(self.dtype)
+        if name is None:
+            name = _DTYPE_NAMES[self.dtype] = dtypes.name(self.dtype)
+        return name
 
     @property
     def num_elements(self) -> int:
@@ -267,6 +260,9 @@ class Entry:
     @property
     def nbytes(self) -> int:
         return self.size
+
+
+_DTYPE_NAMES: dict[int, str] = {}    # read for every entry of a checkpoint: each dtype's name worked out once
 
 
 def _decode_shape(buf, pos: int, end: int) -> tuple[int, ...]:

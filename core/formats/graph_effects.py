@@ -12,6 +12,9 @@ The saver that saves and restores the model's own variables (``SaveV2``, ``Resto
 
 from __future__ import annotations
 
+import operator
+import re
+from collections import Counter
 from dataclasses import dataclass
 
 from .effect_ops import FAMILIES, OPS, WHEN
@@ -85,33 +88,6 @@ def _called(nodes, functions) -> set[str]:
     return out
 
 
-def _function_calls(fn, functions) -> set[str]:
-    """The library functions ``fn`` calls. A call names its callee (as a node's op or a func attribute), so
-    a function whose nodes' bytes hold no library function's name calls none: that is looked up in the
-    serialized nodes (C) first, where it costs less than walking every node in Python (seconds for the saver
-    function of 50,000 variables)."""
-    nodes = fn.node_def
-    if len(functions) <= _NAME_SEARCHES and len(nodes) >= _NODES_WORTH_IT:
-        names = [name.encode("utf-8") for name in functions]   # its own too: a node naming it calls it again
-        for start in range(0, len(nodes), _CHUNK):
-            # a few thousand nodes at a time: each serialization a short call, so other threads (the window's)
-            # are not held up for the whole function
-            part = type(fn)()
-            part.node_def.extend(nodes[start:start + _CHUNK])
-            blob = part.SerializeToString()
-            if any(name in blob for name in names):
-                return _called(nodes, functions)
-        return set()
-    return _called(nodes, functions)
-
-
-# One search of a function's bytes per library function (gigabytes a second) in place of a walk of its nodes
-# (microseconds a node): worth it for big functions in a small library (a TF2 export has four or five).
-_NAME_SEARCHES = 16
-_NODES_WORTH_IT = 1000
-_CHUNK = 4096
-
-
 def _graph_calls(graph_nodes: dict, functions) -> dict[str, set[str]]:
     """``{graph node name: the library functions it calls}`` for the nodes that call any, in one pass."""
     out: dict[str, set[str]] = {}
@@ -129,11 +105,11 @@ def _graph_calls(graph_nodes: dict, functions) -> dict[str, set[str]]:
     return out
 
 
-def _called_by(names, graph_calls: dict[str, set[str]]) -> set[str]:
+def _called_by(names: set[str], graph_calls: dict[str, set[str]]) -> set[str]:
+    """The functions the graph nodes ``names`` call (few nodes call any: those are looked up in ``names``)."""
     out: set[str] = set()
-    for name in names:
-        called = graph_calls.get(name)
-        if called:
+    for name, called in graph_calls.items():
+        if name in names:
             out |= called
     return out
 
@@ -152,14 +128,30 @@ def _closure(start: set[str], calls: dict[str, set[str]]) -> set[str]:
 def _upstream(nodes: dict, names) -> set[str]:
     """The graph nodes these tensor or op names depend on, themselves included (data and control inputs)."""
     seen: set[str] = set()
-    stack = [n.lstrip("^").split(":")[0] for n in names if n]
+    stack = _node_names([n for n in names if n])
     while stack:
         name = stack.pop()
         if name in seen or name not in nodes:
             continue
         seen.add(name)
-        stack.extend(i.lstrip("^").split(":")[0] for i in nodes[name].input)
+        inputs = nodes[name].input
+        if inputs:
+            stack.extend(_node_names(inputs))
     return seen
+
+
+_INPUT_NODE = re.compile(r"^\^*([^:\n]*)", re.M)
+
+
+def _node_names(inputs) -> list[str]:
+    """The node of each input (``^name`` a control input, ``name:1`` an output): one regex over a few thousand
+    at a time (a saver node has an input per variable), item by item where a name holds a line break."""
+    out: list[str] = []
+    for start in range(0, len(inputs), 4096):
+        some = inputs[start:start + 4096]
+        found = _INPUT_NODE.findall("\n".join(some))
+        out.extend(found if len(found) == len(some) else [i.lstrip("^").split(":")[0] for i in some])
+    return out
 
 
 def _callers(meta, tree, functions, calls, graph_nodes, graph_calls) -> dict[str, str]:
@@ -183,60 +175,151 @@ def _callers(meta, tree, functions, calls, graph_nodes, graph_calls) -> dict[str
     return out
 
 
+class GraphScan:
+    """One pass over the nodes of a meta graph, a part at a time: op counts, calls between functions and the
+    nodes whose op reaches outside the model.
+
+    Feed it the graph's nodes (:meth:`graph_part`) and each library function's nodes (:meth:`function_part`)
+    in pieces, each with the bytes it was decoded from when there are any; then :meth:`effects`. Every node
+    of every function is looked at: its op is taken in one C call per piece and compared with the table, so
+    that only a node whose op is listed costs Python work. A call names its callee (as a node's op or in a
+    function attribute), so a piece whose bytes hold no library function's name calls none, and its nodes are
+    not walked for calls.
+    """
+
+    def __init__(self, function_names):
+        self.functions = set(function_names)
+        self._needles = [name.encode("utf-8") for name in self.functions if isinstance(name, str)]
+        self.op_counts: Counter = Counter()          # the graph's and every function's
+        self.graph_op_counts: Counter = Counter()    # the graph's own
+        self.graph_node_count = 0
+        self.function_node_count = 0
+        self.graph_nodes: dict = {}
+        self._calling_nodes: set = set()
+        self._graph_hits: list = []                 # (node, family)
+        self._function_hits: list = []              # (op, family, function, node name)
+        self._calls: list[tuple[str, set[str]]] = []   # (function, what it calls), one per function met
+
+    def _may_call(self, data) -> bool:
+        if data is None:
+            return True
+        return any(needle in data for needle in self._needles) or len(self._needles) != len(self.functions)
+
+    def _hits(self, nodes, ops):
+        """The nodes whose op is listed (``ops``: the ops of ``nodes``) and reaches outside the model."""
+        listed = _LISTED.intersection(ops)
+        if not listed:
+            return
+        for node in nodes:
+            if node.op in listed:
+                family = _effect_family(node)
+                if family is not None:
+                    yield node, family
+
+    def graph_part(self, nodes, data=None) -> None:
+        """Nodes of the graph itself; ``data`` the bytes they were decoded from (None: unknown)."""
+        nodes = list(nodes)          # each node's wrapper made once, for its op, its name and the index
+        ops = Counter(map(_OP, nodes))
+        self.op_counts.update(ops)
+        self.graph_op_counts.update(ops)
+        self.graph_node_count += len(nodes)
+        self.graph_nodes.update(zip(map(_NAME, nodes), nodes))
+        self._graph_hits.extend(self._hits(nodes, ops))
+        if self.functions and self._may_call(data):
+            self._calling_nodes.update(_NAME(n) for n in nodes)
+
+    def function_start(self, name: str) -> None:
+        """What follows (:meth:`function_part`) are the nodes of library function ``name``."""
+        self._calls.append((name, set()))
+
+    def function_part(self, nodes, data=None) -> None:
+        name, called = self._calls[-1]
+        ops = Counter(map(_OP, nodes))       # the ops of a piece: a handful, counted in C
+        self.op_counts.update(ops)
+        self.function_node_count += len(nodes)
+        self._function_hits.extend((node.op, family, name, node.name) for node, family in self._hits(nodes, ops))
+        if self.functions and self._may_call(data):
+            called |= _called(nodes, self.functions)
+
+    def effects(self, meta, tree=None) -> list[Effect]:
+        """Every op met that reaches outside the model; ``meta`` the ``MetaGraphDef`` (its signatures and
+        saver; its graph is not read), ``tree`` its object tree, used to find the functions loading runs
+        (resource initializers) and to name what calls each function."""
+        if not self._graph_hits and not self._function_hits:
+            return []
+        functions = self.functions
+        calls = dict(self._calls)    # a name given twice: its last function, as TensorFlow keeps it
+        graph_nodes = self.graph_nodes
+        graph_calls = _graph_calls({name: graph_nodes[name] for name in self._calling_nodes
+                                    if name in graph_nodes}, functions)
+
+        save_nodes: set[str] = set()
+        restore_nodes: set[str] = set()
+        if meta.HasField("saver_def"):
+            save_nodes = _upstream(graph_nodes, [meta.saver_def.save_tensor_name])
+            restore_nodes = _upstream(graph_nodes, [meta.saver_def.restore_op_name])
+        save_fns = _closure(_called_by(save_nodes, graph_calls), calls)
+        restore_fns = _closure(_called_by(restore_nodes, graph_calls), calls)
+
+        in_graph: list[tuple[str, str, str]] = []           # (op, family, node)
+        for node, family in self._graph_hits:
+            if family == "checkpoint" and _saver_op(node.op, node.name in save_nodes, node.name in restore_nodes):
+                continue
+            in_graph.append((node.op, family, node.name))
+        in_functions = [(op, family, fn, name) for op, family, fn, name in self._function_hits
+                        if not (family == "checkpoint" and _saver_op(op, fn in save_fns, fn in restore_fns))]
+        if not in_graph and not in_functions:
+            return []
+
+        init = meta.signature_def.get(INIT_OP_SIGNATURE)
+        load_nodes = set(restore_nodes)
+        if init is not None:
+            load_nodes |= _upstream(graph_nodes, [t.name for t in init.outputs.values()])
+        load_roots = _called_by(load_nodes, graph_calls)
+        if tree is not None:
+            for node in tree.nodes:
+                if node.kind == "resource":
+                    for child in node.children:
+                        if child.name in LOAD_TIME_FUNCTIONS:
+                            load_roots.update(f for f in child.concrete_functions if f in functions)
+        load_fns = _closure(load_roots, calls)
+        found = [(op, family, "", name, name in load_nodes) for op, family, name in in_graph]
+        found += [(op, family, fn, name, fn in load_fns) for op, family, fn, name in in_functions]
+        callers = _callers(meta, tree, functions, calls, graph_nodes, graph_calls)
+        return [Effect(op, family, fn, node, on_load, callers.get(fn, "")) for op, family, fn, node, on_load in found]
+
+    def release(self) -> None:
+        """Drop the decoded graph nodes a few thousand at a time: freeing 100,000 of them in one go is one
+        call that holds every other thread up."""
+        nodes, self.graph_nodes = self.graph_nodes, {}
+        while nodes:
+            for _ in range(min(len(nodes), 4096)):
+                nodes.popitem()
+
+
+_LISTED = frozenset(OPS) | frozenset(WHEN)
+_OP = operator.attrgetter("op")
+_NAME = operator.attrgetter("name")
+
+
 def scan_meta_graph(meta, tree=None) -> list[Effect]:
-    """Every op of the meta graph (a ``MetaGraphDef`` message) that reaches outside the model.
+    """Every op of the meta graph (a whole ``MetaGraphDef`` message) that reaches outside the model.
 
     ``tree`` is the meta graph's object tree (:class:`~.savedmodel.SavedObjectTree`), used to find the
     functions loading runs (resource initializers) and to name what calls each function.
     """
+    return scan_whole(meta).effects(meta, tree)
+
+
+def scan_whole(meta) -> GraphScan:
+    """A :class:`GraphScan` of a whole ``MetaGraphDef`` message, every node walked."""
     graph = meta.graph_def
-    functions = {f.signature.name: f for f in graph.library.function}
-    calls = {name: _function_calls(f, functions) for name, f in functions.items()}
-    graph_nodes = {n.name: n for n in graph.node}
-    graph_calls = _graph_calls(graph_nodes, functions)
-
-    save_nodes: set[str] = set()
-    restore_nodes: set[str] = set()
-    if meta.HasField("saver_def"):
-        save_nodes = _upstream(graph_nodes, [meta.saver_def.save_tensor_name])
-        restore_nodes = _upstream(graph_nodes, [meta.saver_def.restore_op_name])
-    save_fns = _closure(_called_by(save_nodes, graph_calls), calls)
-    restore_fns = _closure(_called_by(restore_nodes, graph_calls), calls)
-
-    init = meta.signature_def.get(INIT_OP_SIGNATURE)
-    load_nodes = set(restore_nodes)
-    if init is not None:
-        load_nodes |= _upstream(graph_nodes, [t.name for t in init.outputs.values()])
-    load_roots = _called_by(load_nodes, graph_calls)
-    if tree is not None:
-        for node in tree.nodes:
-            if node.kind == "resource":
-                for child in node.children:
-                    if child.name in LOAD_TIME_FUNCTIONS:
-                        load_roots.update(f for f in child.concrete_functions if f in functions)
-    load_fns = _closure(load_roots, calls)
-
-    found: list[tuple[str, str, str, str, bool]] = []     # (op, family, function, node, on load)
-    for node in graph.node:
-        if node.op not in OPS and node.op not in WHEN:   # most nodes: no call to _effect_family
-            continue
-        family = _effect_family(node)
-        if family is None or (family == "checkpoint" and _saver_op(node.op, node.name in save_nodes,
-                                                                 node.name in restore_nodes)):
-            continue
-        found.append((node.op, family, "", node.name, node.name in load_nodes))
-    for name, fn in functions.items():
-        for node in fn.node_def:
-            if node.op not in OPS and node.op not in WHEN:
-                continue
-            family = _effect_family(node)
-            if family is None or (family == "checkpoint" and _saver_op(node.op, name in save_fns, name in restore_fns)):
-                continue
-            found.append((node.op, family, name, node.name, name in load_fns))
-    if not found:
-        return []
-    callers = _callers(meta, tree, functions, calls, graph_nodes, graph_calls)
-    return [Effect(op, family, fn, node, on_load, callers.get(fn, "")) for op, family, fn, node, on_load in found]
+    scan = GraphScan([f.signature.name for f in graph.library.function])
+    scan.graph_part(graph.node)
+    for fn in graph.library.function:
+        scan.function_start(fn.signature.name)
+        scan.function_part(fn.node_def)
+    return scan
 
 
 def _saver_op(op: str, in_save: bool, in_restore: bool) -> bool:

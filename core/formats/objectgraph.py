@@ -22,6 +22,7 @@ from the key names alone.
 
 from __future__ import annotations
 
+import operator
 import re
 from collections import deque
 from contextlib import contextmanager
@@ -174,7 +175,10 @@ class ObjectNode:
 
     @property
     def is_variable(self) -> bool:
-        return any(a.name == VARIABLE_VALUE for a in self.attributes)
+        attributes = self.attributes
+        if len(attributes) == 1:      # most objects that hold values hold one
+            return attributes[0].name == VARIABLE_VALUE
+        return any(a.name == VARIABLE_VALUE for a in attributes)
 
     @property
     def value_key(self) -> str | None:
@@ -336,7 +340,8 @@ def traverse(edges: list[list[tuple[str, int]]], root: int = 0, blocked: set[int
                 if depth[child] > MAX_DEPTH:
                     raise ObjectGraphError(f"objects nest more than {MAX_DEPTH} levels deep (node {child}); "
                                            "no real model does")
-                path[child] = join(base, local)
+                part = local if "." not in local and "/" not in local else escape(local)   # join(), inline
+                path[child] = f"{base}/{part}" if base else part
                 parent[child] = here
                 name[child] = local
                 tree[here].append(child)
@@ -402,6 +407,30 @@ def _count_objects(data: bytes, limit: int) -> int:
     return count
 
 
+_NODE_ID = operator.attrgetter("node_id")
+_LOCAL_NAME = operator.attrgetter("local_name")
+
+
+def child_edges(objects, error) -> list[list[tuple[str, int]]]:
+    """Each object's ``(local name, child id)`` references (an object graph's, or a SavedModel's), every id
+    checked against the count: the first that is out of range raises ``error(index, local name, id)``."""
+    count = len(objects)
+    edges: list[list[tuple[str, int]]] = []
+    for i, obj in enumerate(objects):
+        refs = obj.children
+        if not refs:
+            edges.append([])
+            continue
+        refs = list(refs)     # each reference's wrapper made once, for its id and its name
+        ids = list(map(_NODE_ID, refs))
+        row = list(zip(map(_LOCAL_NAME, refs), ids))
+        if min(ids) < 0 or max(ids) >= count:
+            local, child = next((local, child) for local, child in row if not 0 <= child < count)
+            raise error(i, local, child)
+        edges.append(row)
+    return edges
+
+
 def _parse_object_graph(data: bytes) -> ObjectGraph:
     if len(data) > OBJECT_GRAPH_LIMIT:
         raise ObjectGraphError(f"it is {len(data)} bytes, more than any real object graph")
@@ -411,23 +440,22 @@ def _parse_object_graph(data: bytes) -> ObjectGraph:
     count = len(proto.nodes)
     if count == 0:
         raise ObjectGraphError("the object graph has no nodes")
-    edges: list[list[tuple[str, int]]] = []
-    for i, obj in enumerate(proto.nodes):
-        row = []
-        for ref in obj.children:
-            if not 0 <= ref.node_id < count:
-                raise ObjectGraphError(
-                    f"node {i} names child {ref.local_name!r} as node {ref.node_id}, but the graph has {count} nodes")
-            row.append((ref.local_name, ref.node_id))
-        edges.append(row)
+    edges = child_edges(proto.nodes, lambda i, local, child: ObjectGraphError(
+        f"node {i} names child {local!r} as node {child}, but the graph has {count} nodes"))
 
     walk = traverse(edges)
     nodes = [ObjectNode(node_id=i, name=walk.name[i], path=walk.path[i] if walk.path[i] is not None else "")
              for i in range(count)]
+    slot_owners = []    # the objects that declare slots (optimizers)
     for i, obj in enumerate(proto.nodes):
         node = nodes[i]
-        node.attributes = [Attribute(a.name, a.full_name, a.checkpoint_key) for a in obj.attributes]
-        node.registered_saver = obj.registered_saver.name
+        if obj.slot_variables:
+            slot_owners.append((i, obj))
+        attributes = obj.attributes
+        if attributes:
+            node.attributes = [Attribute(a.name, a.full_name, a.checkpoint_key) for a in attributes]
+        if obj.HasField("registered_saver"):
+            node.registered_saver = obj.registered_saver.name
         if obj.HasField("has_checkpoint_values"):
             node.has_checkpoint_values = obj.has_checkpoint_values.value
         node.children = [nodes[c] for c in walk.tree[i]]
@@ -441,9 +469,8 @@ def _parse_object_graph(data: bytes) -> ObjectGraph:
     # Slots declared in the graph (TF2 OptimizerV2 / legacy Keras optimizers, TF1 optimizers).
     declared_slots = set()
     optimizer_ids = set()
-    for i, obj in enumerate(proto.nodes):
-        if obj.slot_variables:
-            optimizer_ids.add(i)
+    for i, obj in slot_owners:
+        optimizer_ids.add(i)
         for ref in obj.slot_variables:
             var_id, slot_id = ref.original_variable_node_id, ref.slot_variable_node_id
             if not (0 <= var_id < count and 0 <= slot_id < count):
@@ -464,7 +491,7 @@ def _parse_object_graph(data: bytes) -> ObjectGraph:
         for a in node.attributes:
             if a.checkpoint_key:
                 graph.by_key.setdefault(a.checkpoint_key, node)
-    _analyse(graph, edges, optimizer_ids, declared_slots)
+    _analyse(graph, edges, optimizer_ids, declared_slots, walk)
     return graph
 
 
@@ -473,10 +500,13 @@ def _looks_like_optimizer(names: set[str]) -> bool:
     return bool(names & _ITERATION_NAMES and names & {"_variables", "learning_rate", "_learning_rate", "lr"})
 
 
-def _analyse(graph: ObjectGraph, edges, optimizer_ids: set[int], declared_slots: set[int]) -> None:
+def _analyse(graph: ObjectGraph, edges, optimizer_ids: set[int], declared_slots: set[int],
+             walk: Traversal | None = None) -> None:
     """Find optimizers, Keras list-kept slots, model paths and value groups."""
     nodes = graph.nodes
     for i, row in enumerate(edges):
+        if not row:           # a leaf (every variable): neither an optimizer nor its parent
+            continue
         names = {local for local, _ in row}
         if _looks_like_optimizer(names):
             optimizer_ids.add(i)
@@ -487,7 +517,9 @@ def _analyse(graph: ObjectGraph, edges, optimizer_ids: set[int], declared_slots:
 
     # model_path: reach from the root without entering an optimizer.
     # Optimizers are reached but not expanded, so a path found here never passes one.
-    walk = traverse(edges, blocked=optimizer_ids)
+    # Without optimizers that is the walk already made (``walk``, when given).
+    if optimizer_ids or walk is None:
+        walk = traverse(edges, blocked=optimizer_ids)
     for i, node in enumerate(nodes):
         node.model_path = walk.path[i] if i not in optimizer_ids else None
 

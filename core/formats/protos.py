@@ -177,3 +177,135 @@ TENSOR = schema("tensor", [
             field("min_consumer", 2, "int32"),
             field("bad_consumers", 3, "int32", repeated=True)),
 ])
+
+
+# --- the wire format, walked without decoding -------------------------------------------------
+
+class WireError(ValueError):
+    """Bytes that do not walk as protobuf fields (truncated, a group, a field number 0)."""
+
+
+def split_fields(data: bytes, start: int, end: int, wanted=frozenset(), runs_of: int = 0, *,
+                 max_bytes: int = 1 << 20, max_count: int = 4096) -> tuple[list, list, list]:
+    """The fields of the message serialized in ``data[start:end]``, walked without decoding them.
+
+    Returns ``(runs, found, rest)``:
+
+    * ``runs``: ``(start, end)`` byte ranges of consecutive whole fields numbered ``runs_of`` (length-delimited),
+      each at most ``max_count`` fields and ended by the field that takes it to ``max_bytes``, so that each
+      range is the serialization of a message holding only those elements and decodes in one short call;
+    * ``found``: ``(number, value start, value end)`` of each length-delimited field numbered in ``wanted``;
+    * ``rest``: ``(start, end)`` ranges of every other field, whole (adjacent ones merged), which decode as the
+      message without the fields above, cut as the runs are.
+
+    Decoding a message's fields one range at a time is decoding it whole: protobuf merges what it reads.
+    Raises :class:`WireError` where the bytes do not walk.
+    """
+    runs: list[tuple[int, int]] = []
+    found: list[tuple[int, int, int]] = []
+    rest: list[list[int]] = []
+    # What each one-byte tag is: 1 the runs' field, 2 another length-delimited field to pass over, 0 anything
+    # else (walked field by field). Node lists have hundreds of thousands of fields: they take the tight loops.
+    kinds = bytearray(256)
+    for number in range(1, 16):
+        tag = (number << 3) | 2
+        kinds[tag] = 1 if number == runs_of else 0 if number in wanted else 2
+    pos = start
+    try:
+        while pos < end:
+            kind = kinds[data[pos]]
+            if kind:
+                first = pos
+                limit = min(pos + max_bytes, end)
+                count = 0
+                while pos < limit and kinds[data[pos]] == kind and count < max_count:
+                    n = data[pos + 1]
+                    if n < 0x80:
+                        pos += 2 + n
+                    else:
+                        n2 = data[pos + 2]
+                        if n2 < 0x80:
+                            pos += 3 + ((n & 0x7F) | (n2 << 7))
+                        else:
+                            n, pos = _varint(data, pos + 1)
+                            pos += n
+                    count += kind == 1
+                if pos > end:
+                    raise WireError("a field runs past the end of its message")
+                if kind == 1:
+                    runs.append((first, pos))
+                elif rest and rest[-1][1] == first and pos - rest[-1][0] <= max_bytes:
+                    rest[-1][1] = pos
+                else:
+                    rest.append([first, pos])
+                continue
+            fstart = pos
+            tag, pos = _varint(data, pos)
+            if pos - fstart == 2 and tag & 7 == 2 and tag >> 3 != runs_of and tag >> 3 not in wanted:
+                # a length-delimited field numbered 16 to 2047 (a function's control outputs, one per
+                # variable for the saver's): it and the same fields after it, passed over at once
+                t0, t1 = data[fstart], data[fstart + 1]
+                pos = fstart
+                limit = min(pos + max_bytes, end)
+                while pos < limit and data[pos] == t0 and data[pos + 1] == t1:
+                    n = data[pos + 2]
+                    if n < 0x80:
+                        pos += 3 + n
+                    else:
+                        n, pos = _varint(data, pos + 2)
+                        pos += n
+                if pos > end:
+                    raise WireError("a field runs past the end of its message")
+                if rest and rest[-1][1] == fstart and pos - rest[-1][0] <= max_bytes:
+                    rest[-1][1] = pos
+                else:
+                    rest.append([fstart, pos])
+                continue
+            wire = tag & 7
+            number = tag >> 3
+            if number == 0:
+                raise WireError("field number 0")
+            vstart = pos
+            if wire == 2:
+                n, pos = _varint(data, pos)
+                vstart = pos
+                pos += n
+            elif wire == 0:
+                _, pos = _varint(data, pos)
+            elif wire == 1:
+                pos += 8
+            elif wire == 5:
+                pos += 4
+            else:
+                raise WireError(f"wire type {wire}")
+            if pos > end:
+                raise WireError("a field runs past the end of its message")
+            if wire == 2 and number == runs_of:   # a tag of two bytes or more (or written long)
+                runs.append((fstart, pos))
+            elif wire == 2 and number in wanted:
+                found.append((number, vstart, pos))
+            elif rest and rest[-1][1] == fstart and pos - rest[-1][0] <= max_bytes:
+                rest[-1][1] = pos
+            else:
+                rest.append([fstart, pos])
+    except IndexError:
+        raise WireError("truncated") from None
+    return runs, found, [(a, b) for a, b in rest]
+
+
+def read_varint(data, pos: int, error: type[Exception] = WireError) -> tuple[int, int]:
+    """The varint at ``data[pos]`` and the position after it; ``error`` for one longer than 10 bytes (an
+    ``IndexError`` where the bytes end first)."""
+    value = shift = 0
+    while True:
+        b = data[pos]
+        pos += 1
+        value |= (b & 0x7F) << shift
+        if b < 0x80:
+            return value, pos
+        shift += 7
+        if shift > 63:
+            raise error("a varint longer than 10 bytes")
+
+
+_varint = read_varint

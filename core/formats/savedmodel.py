@@ -1,8 +1,11 @@
 """Read ``saved_model.pb`` without TensorFlow.
 
 The project declares the parts of TensorFlow's SavedModel, MetaGraphDef,
-GraphDef and SavedObjectGraph messages it reads (see :mod:`.protos`) and
-decodes the file once. :func:`read_saved_model` returns the signatures (inputs
+GraphDef and SavedObjectGraph messages it reads (see :mod:`.protos`). A
+``saved_model.pb`` is decoded a piece at a time (:func:`_read_parts`): the
+wire format is walked down to the node lists, which are decoded a few thousand
+nodes at a time, so that no single call holds other threads (the window's) up
+for long. :func:`read_saved_model` returns the signatures (inputs
 and outputs with dtypes and shapes), the op counts of the graph and of every
 library function, and the SavedModel's own object tree (user objects,
 variables, functions). :func:`variable_keys` maps the object tree's variables to
@@ -14,7 +17,6 @@ from __future__ import annotations
 import operator
 
 import re
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
@@ -27,7 +29,7 @@ from . import objectgraph as og
 from ..base import files
 from ..base.errors import LoadRefused
 from ..base.findings import WARNING, Finding
-from .graph_effects import Effect, scan_meta_graph, summary, would_run
+from .graph_effects import Effect, GraphScan, scan_whole, summary, would_run
 
 SAVED_MODEL_PB = "saved_model.pb"
 SAVED_MODEL_PBTXT = "saved_model.pbtxt"
@@ -41,6 +43,21 @@ TRUST_MODEL_FLAG = "--trust-model"
 _f = protos.field
 _m = protos.message
 _map = protos.map_field
+
+_SAVED_OBJECT = (
+    _f("children", 1, "TrackableObjectGraph.TrackableObject.ObjectReference", repeated=True),
+    _f("slot_variables", 3, "TrackableObjectGraph.TrackableObject.SlotVariableReference", repeated=True),
+    _f("user_object", 4, "SavedUserObject"),
+    _f("asset", 5, "SavedAsset"),
+    _f("function", 6, "SavedFunction"),
+    _f("variable", 7, "SavedVariable"),
+    _f("bare_concrete_function", 8, "SavedBareConcreteFunction"),
+    _f("constant", 9, "SavedConstant"),
+    _f("resource", 10, "SavedResource"),
+    _f("captured_tensor", 12, "CapturedTensor"),
+    _f("registered_name", 13, "string"),
+    _f("dependencies", 15, "TrackableObjectGraph.TrackableObject.ObjectReference", repeated=True),
+    _f("registered_saver", 16, "string"))
 
 MESSAGES = protos.schema("saved_model", [
     _m("AttrValue",
@@ -129,20 +146,7 @@ MESSAGES = protos.schema("saved_model", [
     _m("AssetFileDef",
        _f("tensor_info", 1, "TensorInfo"),
        _f("filename", 2, "string")),
-    _m("SavedObject",
-       _f("children", 1, "TrackableObjectGraph.TrackableObject.ObjectReference", repeated=True),
-       _f("slot_variables", 3, "TrackableObjectGraph.TrackableObject.SlotVariableReference", repeated=True),
-       _f("user_object", 4, "SavedUserObject"),
-       _f("asset", 5, "SavedAsset"),
-       _f("function", 6, "SavedFunction"),
-       _f("variable", 7, "SavedVariable"),
-       _f("bare_concrete_function", 8, "SavedBareConcreteFunction"),
-       _f("constant", 9, "SavedConstant"),
-       _f("resource", 10, "SavedResource"),
-       _f("captured_tensor", 12, "CapturedTensor"),
-       _f("registered_name", 13, "string"),
-       _f("dependencies", 15, "TrackableObjectGraph.TrackableObject.ObjectReference", repeated=True),
-       _f("registered_saver", 16, "string")),
+    _m("SavedObject", *_SAVED_OBJECT),
     _m("SavedUserObject",
        _f("identifier", 1, "string"),
        _f("version", 2, "VersionDef"),
@@ -191,9 +195,27 @@ MESSAGES = protos.schema("saved_model", [
 
 SavedModelProto = MESSAGES["SavedModel"]
 
+# The object graph as the piecewise read decodes it: a variable's shape left as its bytes (every field written,
+# in order: their concatenation decodes as protobuf merges them), so that the 50,000 shapes of a big model,
+# nearly all alike, are each decoded once (in :func:`_object_tree`) rather than walked object by object.
+_RAW = protos.schema("saved_model_raw", [
+    _m("SavedObjectRaw",
+       *[_f("variable", 7, "SavedVariableRaw") if f.name == "variable" else f for f in _SAVED_OBJECT]),
+    _m("SavedVariableRaw",
+       _f("dtype", 1, "int32"),
+       _f("shape", 2, "bytes", repeated=True),
+       _f("trainable", 3, "bool"),
+       _f("name", 6, "string"),
+       _f("device", 7, "string")),
+    _m("SavedObjectGraphRaw",
+       _f("nodes", 1, "SavedObjectRaw", repeated=True),
+       _map("concrete_functions", 2, "string", "SavedConcreteFunction")),
+], deps=("saved_model", "tensor", "trackable_object_graph"))
+
 # The members of SavedObject's ``kind`` oneof that are declared here.
 _KINDS = ("user_object", "asset", "function", "variable", "bare_concrete_function", "constant", "resource",
           "captured_tensor")
+_UNSEEN = object()
 _VARIABLE_OPS = frozenset({"VarHandleOp", "VariableV2", "Variable", "VarIsInitializedOp"})
 
 
@@ -375,7 +397,11 @@ def shape_of(proto) -> Shape | None:
     """A TensorShapeProto as a tuple (None for unknown dims), or None for unknown rank."""
     if proto.unknown_rank:
         return None
-    return tuple(d.size if d.size >= 0 else None for d in proto.dim)
+    sizes = tuple(map(_SIZE, proto.dim))
+    return sizes if not sizes or min(sizes) >= 0 else tuple(d if d >= 0 else None for d in sizes)
+
+
+_SIZE = operator.attrgetter("size")
 
 
 def _tensor_spec(key: str, info) -> TensorSpec:
@@ -407,38 +433,58 @@ def _signatures(meta) -> list[Signature]:
     return out
 
 
-def _object_tree(graph) -> SavedObjectTree | None:
-    count = len(graph.nodes)
+def _object_tree(graph, concrete_functions=None) -> SavedObjectTree | None:
+    """The object tree of a ``SavedObjectGraph`` message, or of its objects (a list) and the names of its
+    concrete functions."""
+    if concrete_functions is None:
+        objects, concrete_functions = graph.nodes, graph.concrete_functions
+    else:
+        objects = graph
+    count = len(objects)
     if count == 0:
         return None
-    edges = []
-    for i, obj in enumerate(graph.nodes):
-        row = []
-        for ref in obj.children:
-            if not 0 <= ref.node_id < count:
-                raise SavedModelError(f"object {i} names child {ref.local_name!r} as node {ref.node_id} of {count}")
-            row.append((ref.local_name, ref.node_id))
-        edges.append(row)
+    edges = og.child_edges(objects, lambda i, local, child: SavedModelError(
+        f"object {i} names child {local!r} as node {child} of {count}"))
     try:
         walk = og.traverse(edges)
     except og.ObjectGraphError as exc:  # nested deeper than any real model
         raise SavedModelError(f"the object graph: {exc}") from None
     nodes = []
-    for i, obj in enumerate(graph.nodes):
-        kind = next((k for k in _KINDS if obj.HasField(k)), "")
-        node = SavedNode(node_id=i, name=walk.name[i], path=walk.path[i] or "", kind=kind,
-                         registered_name=obj.registered_name)
-        if kind == "user_object":
-            node.identifier = obj.user_object.identifier
-        elif kind == "variable":
+    names, paths = walk.name, walk.path
+    dtype_names: dict[int, str] = {}
+    shapes: dict[bytes, Shape | None] = {}
+    for i, obj in enumerate(objects):
+        # the kind oneof, its members tried in order (the variables first when it is one: most objects are)
+        has = obj.HasField
+        kind = "variable" if has("variable") and not (has("user_object") or has("asset") or has("function")) \
+            else next((k for k in _KINDS if has(k)), "")
+        node = SavedNode(i, names[i], paths[i] or "", kind, registered_name=obj.registered_name)
+        if kind == "variable":
             v = obj.variable
-            node.variable = VariableInfo(name=v.name, dtype=dtypes.name(v.dtype),
-                                         shape=shape_of(v.shape), trainable=v.trainable)
+            dtype = dtype_names.get(v.dtype)
+            if dtype is None:
+                dtype = dtype_names[v.dtype] = dtypes.name(v.dtype)
+            shape = v.shape
+            if type(shape) is not _TensorShapeProto:     # the piecewise read's bytes, each written field
+                raw = shape[0] if len(shape) == 1 else b"".join(shape)
+                shape = shapes.get(raw, _UNSEEN)
+                if shape is _UNSEEN:
+                    shape = shapes[raw] = shape_of(_TensorShapeProto.FromString(raw))
+            else:
+                shape = shape_of(shape)
+            node.variable = VariableInfo(v.name, dtype, shape, v.trainable)
+        elif kind == "user_object":
+            node.identifier = obj.user_object.identifier
         elif kind == "function":
             node.concrete_functions = list(obj.function.concrete_functions)
         elif kind == "bare_concrete_function":
             node.concrete_functions = [obj.bare_concrete_function.concrete_function_name]
         nodes.append(node)
+    if not _all_text(n.identifier for n in nodes) or not _all_text(n.registered_name for n in nodes) or \
+            not _all_text(n.variable.name for n in nodes if n.variable is not None) or \
+            not _all_text(f for n in nodes for f in n.concrete_functions) or \
+            not _all_text(concrete_functions):
+        raise SavedModelError("corrupt: a name in it is not UTF-8 text")
     for i in range(count):
         nodes[i].children = [nodes[c] for c in walk.tree[i]]
         for c in walk.tree[i]:
@@ -447,40 +493,57 @@ def _object_tree(graph) -> SavedObjectTree | None:
             nodes[i].links.append(og.Link(local, child, nodes[child].path))
             if walk.path[i] is not None:
                 nodes[child].aliases.append(og.join(nodes[i].path, local))
-    return SavedObjectTree(root=nodes[0], nodes=nodes, concrete_functions=sorted(graph.concrete_functions))
+    return SavedObjectTree(root=nodes[0], nodes=nodes, concrete_functions=sorted(concrete_functions))
 
 
-def _meta_graph(meta) -> MetaGraph:
-    counts: Counter = Counter()
-    graph = meta.graph_def
-    graph_ops = Counter(n.op for n in graph.node)
-    counts.update(graph_ops)
-    function_nodes = 0
-    names = []
-    for fn in graph.library.function:
-        names.append(fn.signature.name)
-        ops = [n.op for n in fn.node_def]
-        function_nodes += len(ops)
-        counts.update(ops)
-    tree = _object_tree(meta.object_graph_def) if meta.HasField("object_graph_def") else None
-    has_vars = bool(tree and any(n.kind == "variable" for n in tree.nodes)) or any(op in graph_ops for op in _VARIABLE_OPS)
+def _all_text(values) -> bool:
+    """Whether every value is a ``str`` (protobuf hands a proto2 string that is not UTF-8 over as ``bytes``):
+    one join, in C."""
+    try:
+        "".join(values)
+    except TypeError:
+        return False
+    return True
+
+
+def _meta_graph(meta, object_graph=None, scan: GraphScan | None = None,
+                function_names: list[str] | None = None) -> MetaGraph:
+    """One meta graph. ``meta`` is the ``MetaGraphDef`` message: whole, or (from :func:`_read_parts`) without
+    its graph and object graph, which come as ``object_graph`` (the ``SavedObjectGraph``'s objects and the
+    names of its concrete functions; None when absent) and ``scan`` (its nodes, walked) with the library's
+    ``function_names``."""
+    if scan is None:
+        scan = scan_whole(meta)
+        function_names = [fn.signature.name for fn in meta.graph_def.library.function]
+        graph = meta.object_graph_def
+        object_graph = (graph.nodes, graph.concrete_functions) if meta.HasField("object_graph_def") else None
+    tree = _object_tree(*object_graph) if object_graph is not None else None
+    has_vars = bool(tree and any(n.kind == "variable" for n in tree.nodes)) or \
+        any(op in scan.graph_op_counts for op in _VARIABLE_OPS)
     info = meta.meta_info_def
-    return MetaGraph(
+    mg = MetaGraph(
         tags=list(info.tags),
         tensorflow_version=info.tensorflow_version,
         tensorflow_git_version=info.tensorflow_git_version,
         signatures=_signatures(meta),
-        op_counts=dict(counts),
-        function_names=names,
-        object_graph=tree,
+        op_counts=dict(scan.op_counts),
+        function_names=list(function_names),
+        object_graph=None,
         has_variables=has_vars,
-        graph_node_count=len(graph.node),
-        function_node_count=function_nodes,
+        graph_node_count=scan.graph_node_count,
+        function_node_count=scan.function_node_count,
         has_saver=meta.HasField("saver_def"),
         asset_files=[a.filename for a in meta.asset_file_def],
         init_op=_init_op(meta),
-        effects=scan_meta_graph(meta, tree),
+        effects=scan.effects(meta, tree),
     )
+    scan.release()
+    # protobuf hands a proto2 string that is not UTF-8 over as bytes: the object tree checked its own strings
+    # as it was built, the rest (a few hundred values at most) is walked here
+    if _has_bytes(mg):
+        raise SavedModelError("corrupt: a name in it is not UTF-8 text")
+    mg.object_graph = tree
+    return mg
 
 
 def _init_op(meta) -> str | None:
@@ -585,8 +648,8 @@ def _other_message(data: bytes) -> str | None:
     return None
 
 
-def parse_saved_model(data: bytes, where: str = SAVED_MODEL_PB):
-    """Decode ``saved_model.pb`` bytes into the project's SavedModel message."""
+def _check_kind(data: bytes, where: str) -> None:
+    """Refuse bytes that are plainly not a SavedModel, saying what they are."""
     if data.startswith(LFS_POINTER):
         raise SavedModelError(f"{where}: is a Git LFS pointer, not the model; run `git lfs pull` in its repository")
     if not data:
@@ -594,6 +657,11 @@ def parse_saved_model(data: bytes, where: str = SAVED_MODEL_PB):
     other = _other_message(data)
     if other:
         raise SavedModelError(f"{where}: is {other}, not a SavedModel; TensorFlow cannot load it as one")
+
+
+def parse_saved_model(data: bytes, where: str = SAVED_MODEL_PB):
+    """Decode ``saved_model.pb`` bytes into the project's SavedModel message, whole."""
+    _check_kind(data, where)
     try:
         proto = SavedModelProto.FromString(data)
     except DecodeError as exc:
@@ -603,6 +671,113 @@ def parse_saved_model(data: bytes, where: str = SAVED_MODEL_PB):
     if not proto.meta_graphs:
         raise SavedModelError(f"{where}: not a SavedModel (no meta graph in {len(data)} bytes)")
     return proto
+
+
+# A piece of a node list decoded at a time: each decode is one call that holds every other thread (the
+# window's) up while it runs, so none may take long.
+PIECE_BYTES = 1 << 19
+PIECE_NODES = 4096
+
+_MetaGraphDef = MESSAGES["MetaGraphDef"]
+_GraphDef = MESSAGES["GraphDef"]
+_FunctionDefLibrary = MESSAGES["FunctionDefLibrary"]
+_FunctionDef = MESSAGES["FunctionDef"]
+_SavedObjectGraph = MESSAGES["SavedObjectGraph"]
+_OpDef = MESSAGES["OpDef"]
+_SavedObjectGraphRaw = _RAW["SavedObjectGraphRaw"]
+_TensorShapeProto = protos.TENSOR["TensorShapeProto"]
+
+
+def _decode(cls, view, pieces):
+    """``cls`` decoded from the concatenation of ``pieces`` (``(start, end)`` ranges of ``view``)."""
+    if not pieces:
+        return cls()
+    data = view[pieces[0][0]:pieces[0][1]] if len(pieces) == 1 else b"".join(view[a:b] for a, b in pieces)
+    return cls.FromString(data)
+
+
+def _pieces(cls, view, pieces) -> list:
+    """``cls`` decoded from each of ``pieces`` in turn (each a short call): the fields of a message whose
+    pieces :func:`_split` cut, decoded to be checked as a whole decode checks them, or read."""
+    return [cls.FromString(view[a:b]) for a, b in pieces]
+
+
+def _split(data, ranges, wanted: dict[int, list], runs_of: int = 0, runs: list | None = None) -> list:
+    """Walk the fields of a message serialized in ``ranges`` of ``data``: the value ranges of each length-delimited
+    field numbered in ``wanted`` go to its list, runs of field ``runs_of`` to ``runs``; returns the ranges of
+    every other field (whole), which decode as the message without those fields."""
+    rest = []
+    for start, end in ranges:
+        found_runs, found, others = protos.split_fields(data, start, end, wanted, runs_of, max_bytes=PIECE_BYTES,
+                                                        max_count=PIECE_NODES)
+        if runs is not None:
+            runs.extend(found_runs)
+        for number, vstart, vend in found:
+            wanted[number].append((vstart, vend))
+        rest.extend(others)
+    return rest
+
+
+def _read_parts(data: bytes, where: str) -> tuple[int, list[MetaGraph]]:
+    """``saved_model.pb`` read a part at a time: the wire format is walked down to the node lists of the graph
+    and of each library function, and those are decoded a piece (:data:`PIECE_BYTES`, :data:`PIECE_NODES`)
+    at a time, never the whole file in one call. Every byte is decoded, with the same message definitions as
+    a whole decode, so a file that does not decode whole does not decode here either. Raises
+    ``protos.WireError`` where the bytes do not walk as protobuf (the caller decodes them whole to say why)."""
+    view = memoryview(data)
+    metas: list = []
+    top = _decode(SavedModelProto, view, _split(data, [(0, len(data))], {2: metas}))
+    if not metas:
+        raise SavedModelError(f"{where}: not a SavedModel (no meta graph in {len(data)} bytes)")
+    parts = []
+    for meta_range in metas:
+        graphs: list = []
+        object_graphs: list = []
+        meta = _decode(_MetaGraphDef, view, _split(data, [meta_range], {2: graphs, 7: object_graphs}))
+        object_graph = None
+        if object_graphs:
+            runs = []
+            rest = _split(data, object_graphs, {}, 1, runs)
+            objects = []
+            for a, b in runs:
+                objects.extend(_SavedObjectGraphRaw.FromString(view[a:b]).nodes)
+            concrete_functions = {}
+            for piece in _pieces(_SavedObjectGraph, view, rest):
+                concrete_functions.update(dict.fromkeys(piece.concrete_functions))
+            object_graph = (objects, concrete_functions)
+        libraries: list = []
+        node_runs: list = []
+        _pieces(_GraphDef, view, _split(data, graphs, {2: libraries}, 1, node_runs))   # versions: checked
+        functions: list = []
+        _pieces(_FunctionDefLibrary, view, _split(data, libraries, {1: functions}))     # gradients: checked
+        bodies = []
+        for fn_range in functions:
+            runs: list = []
+            name = ""
+            # its signature (an argument per variable for the saver's: decoded a piece at a time), attributes
+            # and the attributes of its arguments
+            signatures: list = []
+            _pieces(_FunctionDef, view, _split(data, [fn_range], {1: signatures}, 3, runs))
+            for signature in signatures:
+                args: list = []
+                heads = _pieces(_OpDef, view, _split(data, [signature], {}, 2, args))
+                _pieces(_OpDef, view, args)        # its arguments: checked
+                for head in heads:
+                    if head.HasField("name"):
+                        name = head.name
+            bodies.append((name, runs))
+        names = [name for name, _ in bodies]
+        scan = GraphScan(names)
+        for a, b in node_runs:
+            piece = data[a:b]
+            scan.graph_part(_GraphDef.FromString(piece).node, piece)
+        for name, runs in bodies:
+            scan.function_start(name)
+            for a, b in runs:
+                piece = data[a:b]
+                scan.function_part(_FunctionDef.FromString(piece).node_def, piece)
+        parts.append((meta, object_graph, scan, names))
+    return top.saved_model_schema_version, [_meta_graph(*p) for p in parts]
 
 
 def _locate(path) -> tuple[Path, Path]:
@@ -633,20 +808,37 @@ def read_saved_model(path) -> SavedModelInfo:
         proto = _parse_text(text, str(pb))
         if not proto.meta_graphs:
             raise SavedModelError(f"{pb}: not a SavedModel (no meta graph)")
-    else:
-        proto = parse_saved_model(data, str(pb))
     try:
         with og.no_gc_pauses():
-            metas = [_meta_graph(m) for m in proto.meta_graphs]
+            if pb.suffix == ".pbtxt":
+                schema_version, metas = proto.saved_model_schema_version, [_meta_graph(m) for m in proto.meta_graphs]
+            else:
+                schema_version, metas = _read_binary(data, str(pb))
     except SavedModelError as exc:
+        if str(exc).startswith(str(pb)):
+            raise
         raise SavedModelError(f"{pb}: {exc}") from exc
     except (UnicodeDecodeError, TypeError) as exc:  # a name that is not UTF-8, met on the way
         raise SavedModelError(f"{pb}: corrupt: a name in it is not UTF-8 text ({type(exc).__name__})") from exc
-    if _has_bytes(metas):  # protobuf hands a proto2 string that is not UTF-8 over as bytes
-        raise SavedModelError(f"{pb}: corrupt: a name in it is not UTF-8 text")
     index = folder / VARIABLES_INDEX
-    return SavedModelInfo(path=str(folder), schema_version=proto.saved_model_schema_version, meta_graphs=metas,
+    return SavedModelInfo(path=str(folder), schema_version=schema_version, meta_graphs=metas,
                           variables_index=str(index) if index.is_file() else None)
+
+
+def _read_binary(data: bytes, where: str) -> tuple[int, list[MetaGraph]]:
+    """``saved_model.pb`` read a part at a time (:func:`_read_parts`); decoded whole when its bytes do not
+    walk as protobuf, so that protobuf's decoder says what is wrong (or reads what walking did not)."""
+    _check_kind(data, where)
+    try:
+        return _read_parts(data, where)
+    except protos.WireError:
+        pass
+    except DecodeError as exc:
+        raise SavedModelError(f"{where}: truncated or not a SavedModel ({exc})") from exc
+    except MemoryError:
+        raise SavedModelError(f"{where}: decoding its {len(data)} bytes ran out of memory") from None
+    proto = parse_saved_model(data, where)
+    return proto.saved_model_schema_version, [_meta_graph(m) for m in proto.meta_graphs]
 
 
 def _has_bytes(value) -> bool:

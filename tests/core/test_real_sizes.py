@@ -234,26 +234,30 @@ from test_hostile import sm  # noqa: E402,F401  (the fixture: SavedModels that r
 from detscope.core.formats import graph_effects, savedmodel  # noqa: E402
 
 
-def test_the_call_scan_finds_what_walking_every_node_finds(sm, monkeypatch):  # noqa: F811
+def _facts(mg) -> tuple:
+    tree = mg.object_graph
+    objects = [(n.node_id, n.path, n.kind, n.identifier, n.variable, n.concrete_functions, n.aliases,
+                [c.node_id for c in n.children]) for n in tree.nodes] if tree is not None else None
+    return (mg.tags, mg.signatures, mg.op_counts, list(mg.op_counts), mg.function_names, mg.graph_node_count,
+            mg.function_node_count, mg.has_variables, mg.has_saver, mg.asset_files, mg.init_op, mg.effects, objects)
+
+
+def test_the_piecewise_read_finds_what_walking_the_whole_decode_finds(sm, monkeypatch):  # noqa: F811
+    """saved_model.pb read a piece at a time (each node list cut at every size down to one node a piece, the
+    calls looked for in the bytes first) gives what the whole file decoded in one call, every node walked,
+    gives: the effects and who calls them above all."""
     folders = [folder for folder, _ in sm.values()] + [REPO / "resources" / "demo" / "saved_model"]
-    found = {}
-    for searched in (False, True):
-        monkeypatch.setattr(graph_effects, "_NODES_WORTH_IT", 0 if searched else 10**9)
-        for folder in folders:
-            proto = savedmodel.parse_saved_model((folder / "saved_model.pb").read_bytes())
-            for meta in proto.meta_graphs:
-                functions = {f.signature.name: f for f in meta.graph_def.library.function}
-                for f in functions.values():
-                    assert graph_effects._function_calls(f, functions) == graph_effects._called(f.node_def, functions)
-                nodes = {n.name: n for n in meta.graph_def.node}
-                by_node = graph_effects._graph_calls(nodes, functions)
-                for name, node in nodes.items():
-                    assert by_node.get(name, set()) == graph_effects._called([node], functions)
-                tree = savedmodel._object_tree(meta.object_graph_def)
-                found.setdefault(folder, []).append(graph_effects.scan_meta_graph(meta, tree))
-    for folder, (walked, searched) in found.items():
-        assert walked == searched, folder
-    assert any(effects for effects, _ in found.values())
+    effects = []
+    for folder in folders:
+        data = (folder / "saved_model.pb").read_bytes()
+        whole = [_facts(savedmodel._meta_graph(m)) for m in savedmodel.parse_saved_model(data).meta_graphs]
+        effects += [e for facts in whole for e in facts[-2]]
+        for piece_bytes, piece_nodes in ((1 << 19, 4096), (1, 1), (700, 3)):
+            monkeypatch.setattr(savedmodel, "PIECE_BYTES", piece_bytes)
+            monkeypatch.setattr(savedmodel, "PIECE_NODES", piece_nodes)
+            version, metas = savedmodel._read_parts(data, str(folder))
+            assert [_facts(mg) for mg in metas] == whole, (folder, piece_bytes)
+    assert effects
 
 
 def _has_bytes_by_fields(value) -> bool:
