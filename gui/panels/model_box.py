@@ -56,7 +56,7 @@ class ModelBox(QWidget):
         node = self.tree.current_node()
         keep = (node.path, node.key) if node is not None else None
         self.tree.set_root(inv.root)
-        params, nbytes = inv.root.total()
+        params, nbytes = inv.totals()
         kind = inv.kind.replace("_", " ")
         size = f", {params:,} parameters, {fmt_bytes(nbytes)}" if params else ""
         self.label.setText(f"<b>{inv.folder.path.name}</b> — {kind}{size}")
