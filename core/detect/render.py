@@ -2,18 +2,10 @@
 
 from __future__ import annotations
 
-import colorsys
-
 import numpy as np
 
+from .colours import class_colour
 from .detections import Detections
-
-
-def class_colour(class_id: int) -> tuple[int, int, int]:
-    """A stable, distinct RGB colour for a class id (golden-ratio hue steps)."""
-    hue = (class_id * 0.618033988749895) % 1.0
-    r, g, b = colorsys.hsv_to_rgb(hue, 0.85, 0.95)
-    return int(r * 255), int(g * 255), int(b * 255)
 
 
 def draw_detections(image: np.ndarray, dets: Detections, labels: bool = True) -> np.ndarray:

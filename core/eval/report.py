@@ -20,7 +20,8 @@ from .evaluator import Evaluator
 from .matching import ERROR_NAMES, MISSED
 from .results import evaluation_json
 from .svg import Series, bar_chart, line_chart, rgb
-from ..detect.render import class_colour, draw_detections
+from ..detect.colours import class_colour
+from ..detect.render import draw_detections
 
 WORST_IMAGES = 12
 IMAGE_SIDE = 480               # the longer side of the pictures in the report (small images are enlarged)

@@ -205,8 +205,6 @@ class CompareFlows(QObject):
     # --- comparing --------------------------------------------------------------------------------
     def refresh(self) -> None:
         """Draw B's boxes and list the disagreements of the image on screen, at both thresholds."""
-        from detscope.core.eval.crossmatch import compare_detections
-
         panel = self.image_panel
         dets_b = self.detections_b()
         if dets_b is None or panel.image is None or not self.browser.enabled:
@@ -218,6 +216,8 @@ class CompareFlows(QObject):
                 self.panel.show_rows(None, "B runs on the image…" if self._detecting is not None
                                      and not self._detecting.done() else "")
             return
+        from detscope.core.eval.crossmatch import compare_detections
+
         threshold_b = self.panel.threshold_b
         shown_a = panel.shown                      # A as the panel shows it: its threshold and class filter
         rows_b = [r for r in range(len(dets_b)) if float(dets_b.scores[r]) >= threshold_b]

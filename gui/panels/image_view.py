@@ -19,6 +19,8 @@ from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QFont, QFontMetricsF, QImage, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import QGraphicsItem, QGraphicsPixmapItem, QGraphicsRectItem, QGraphicsScene, QGraphicsView
 
+from detscope.core.detect.colours import class_colour
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -41,8 +43,6 @@ def to_qimage(rgb: np.ndarray) -> QImage:
 
 
 def qcolour(class_id: int) -> QColor:
-    from detscope.core.detect.render import class_colour
-
     return QColor(*class_colour(int(class_id)))
 
 

@@ -12,7 +12,7 @@ from PySide6.QtCore import QPointF, Qt, QTimer, qInstallMessageHandler
 from PySide6.QtGui import QAction, QColor, QKeySequence, QShortcut
 
 from detscope.core.detect.detections import Detections
-from detscope.core.detect.render import class_colour
+from detscope.core.detect.colours import class_colour
 from detscope.gui import actions
 from detscope.gui.app import install_excepthooks
 from detscope.gui.panels.image_panel import ImagePanel
