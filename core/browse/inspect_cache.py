@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -92,7 +93,11 @@ def _tree(top: Path, budget: list[int], levels: int = DEPTH) -> list | None:
 
 
 def _code() -> list:
-    return [[str(p.relative_to(CODE)), _identity(p.stat())] for p in sorted(CODE.rglob("*.py"))]
+    """detscope's own code as files: its modules, or a packaged app's executable (whose modules are not files)."""
+    code = [[str(p.relative_to(CODE)), _identity(p.stat())] for p in sorted(CODE.rglob("*.py"))]
+    if getattr(sys, "frozen", False):
+        code.append([sys.executable, _identity(os.stat(sys.executable))])
+    return code
 
 
 def _key(path, checkpoint: str | None, mf: folders.ModelFolder) -> str | None:

@@ -128,3 +128,18 @@ def test_folders_read_quickly_are_not_kept(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(inspect_cache, "MIN_SECONDS", 0)
     _inspect(DEMO, capsys)
     assert len(list((tmp_path / "data" / inspect_cache.CACHE_FOLDER).glob("*.json"))) == 1
+
+
+def test_a_packaged_app_reads_again_once_it_is_installed_anew(cache, tmp_path, capsys, monkeypatch):
+    """A frozen app's modules are not files: its executable stands for its code, so a new install reads again."""
+    import sys
+
+    folder = _export(tmp_path)
+    app = tmp_path / "detscope-app"
+    app.write_bytes(b"version 1")
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    monkeypatch.setattr(sys, "executable", str(app))
+    first = _inspect(folder, capsys)
+    assert _inspect(folder, capsys) == first and cache.reads_() == 1
+    app.write_bytes(b"version 2, installed over it")
+    assert _inspect(folder, capsys) == first and cache.reads_() == 2
