@@ -223,14 +223,17 @@ class ProcessSlot:
 
     def __init__(self, process: ModelProcess):
         self.process = process
+        self.folder: ModelFolder | None = None
 
     def load(self, folder: ModelFolder, options: dict, job=None) -> ModelSummary:
-        summary = self.process.call("load", folder, options, job=job)
-        return replace(summary, folder=folder)      # the folder this process holds, with what it has read
+        self.folder = folder
+        return self._here(self.process.call("load", folder, options, job=job))
+
+    def _here(self, summary: ModelSummary) -> ModelSummary:
+        return replace(summary, folder=self.folder)   # the folder this process holds, with what it has read
 
     def switch(self, name: str, job=None) -> ModelSummary:
-        summary = self.process.call("switch", name, job=job)
-        return summary
+        return self._here(self.process.call("switch", name, job=job))
 
     def detect(self, image, allow_partial: bool = False) -> Detections:
         return self.process.call("detect", image, allow_partial)
@@ -242,25 +245,9 @@ class ProcessSlot:
         self.process.release()
 
 
-# Run on the engine thread (the host submits these).
 def _load(slot, folder: Future, options: dict, job=None) -> ModelSummary:
+    """On the engine thread, once the folder has been recognised."""
     return slot.load(folder.result(), options, job=job)
-
-
-def _switch(slot, name: str, job=None) -> ModelSummary:
-    return slot.switch(name, job=job)
-
-
-def _detect(image, slot, allow_partial: bool = False) -> Detections:
-    return slot.detect(image, allow_partial)
-
-
-def _mapping_target(slot):
-    return slot.mapping_target()
-
-
-def _release(slot) -> None:
-    slot.release()
 
 
 class ModelHost:
@@ -343,7 +330,7 @@ class ModelHost:
     # --- while open ------------------------------------------------------------------------------
     def switch(self, checkpoint: str, *, name: str | None = None) -> Future:
         """Re-assign the weights from another ``ckpt-N`` (no reload); a new summary comes back."""
-        self.switching = self.engine.submit(_switch, self._slot, checkpoint, name=name or f"restore {checkpoint}")
+        self.switching = self.engine.submit(self._slot.switch, checkpoint, name=name or f"restore {checkpoint}")
         return self.switching
 
     def detect(self, image, *, latest: bool = False, name: str = "detect", allow_partial: bool = False) -> Future:
@@ -355,8 +342,8 @@ class ModelHost:
         (``ModelSummary.partial_restore()``).
         """
         if latest:
-            return self.engine.submit_latest(_detect, image, self._slot, allow_partial, name="frame")
-        return self.engine.submit(_detect, image, self._slot, allow_partial, name=name)
+            return self.engine.submit_latest(self._slot.detect, image, allow_partial, name="frame")
+        return self.engine.submit(self._slot.detect, image, allow_partial, name=name)
 
     def detect_many(self, paths, *, allow_partial: bool = False, on_error=None):
         """Yield ``(path, image, detections)``, decoding the next image while the engine runs the model
@@ -404,7 +391,7 @@ class ModelHost:
 
     def mapping_target(self) -> Future:
         """The loaded model's outputs and its current output mapping (a ``MappingTarget``)."""
-        return self.engine.submit(_mapping_target, self._slot, name="read outputs")
+        return self.engine.submit(self._slot.mapping_target, name="read outputs")
 
     @property
     def loaded(self) -> bool:
@@ -427,7 +414,7 @@ class ModelHost:
         self.loading = self.switching = self.inventory = self.folder = None
         if had_model:
             try:
-                self.engine.submit(_release, self._slot, name="release model")
+                self.engine.submit(self._slot.release, name="release model")
             except RuntimeError:       # the engine is shut down: nothing will run the model again
                 if isinstance(self._slot, Slot):
                     self._slot.model = None

@@ -48,7 +48,7 @@ def test_the_model_process_answers_as_this_process_does(demo, isolated):
     assert got.class_ids.tolist() == expected.class_ids.tolist()
     # A checkpoint switch happens over there too, and a bad name is its one line here.
     switched = isolated.switch("ckpt-3").result(timeout=120)
-    assert switched.checkpoint_name == "ckpt-3"
+    assert switched.checkpoint_name == "ckpt-3" and switched.folder is isolated.folder.result()
     with pytest.raises(UserError, match="ckpt-999 is not a checkpoint"):
         isolated.switch("ckpt-999").result(timeout=60)
 
