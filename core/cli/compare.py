@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from ..base import errors
-from .options import add_model_options
+from .options import add_model_options, model_host
 
 WORST_SHOWN = 10
 
@@ -49,7 +49,7 @@ def _options(args, checkpoint: str | None) -> dict:
 def cmd_compare(args) -> int:
     from ..app.compare import ModelRequest, compare
     from ..media.images import list_images
-    from .evaluate import _ProgressLine, _host
+    from .evaluate import _ProgressLine
 
     if not 0 < args.iou <= 1:
         raise errors.UserError(f"--iou {args.iou}: must be above 0 and at most 1")
@@ -57,7 +57,7 @@ def cmd_compare(args) -> int:
     if not images:
         raise errors.UserError(f"no images in {' '.join(args.images)}")
     progress = _ProgressLine()
-    host = _host()
+    host = model_host()
     try:
         result = compare(ModelRequest(args.a, _options(args, args.checkpoint_a)),
                          ModelRequest(args.b, _options(args, args.checkpoint_b)), images,

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
 from ..base import errors
-from .options import add_model_options
+from .options import add_model_options, model_host
 
 WORST_SHOWN = 10
 
@@ -78,14 +77,6 @@ class _ProgressLine:
             self.stream.flush()
 
 
-def _host():
-    from ..app.host import ModelHost
-    from ..runtime.engine import Engine
-
-    return ModelHost(Engine(on_progress=(lambda name, msg: sys.stderr.write(f"… {msg}\n"))
-                            if os.environ.get("DETSCOPE_VERBOSE") else None))
-
-
 def _review_summary(path: str) -> dict:
     from ..review.export import summary
     from ..review.store import ReviewStore
@@ -143,7 +134,7 @@ def cmd_eval(args) -> int:
 
 
 def _run(args, options: dict, images, truth, evaluate, request):
-    host = _host()
+    host = model_host()
     progress = _ProgressLine()
     try:
         progress.status(f"loading {args.model} …")

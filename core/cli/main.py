@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..base import errors, files
 from ..base.text import fmt_bytes, fmt_shape
+from .options import model_host
 
 EXIT_USAGE = 2
 EXIT_SOME_FAILED = 1  # detect: some images could not be read or run (each named on stderr), the others were
@@ -187,15 +188,6 @@ def _model_here(path) -> None:
     check_opened(path)
 
 
-def _host():
-    """A model host whose engine says what it is doing on stderr with DETSCOPE_VERBOSE=1."""
-    from ..app.host import ModelHost
-    from ..runtime.engine import Engine
-
-    return ModelHost(Engine(on_progress=(lambda name, msg: sys.stderr.write(f"… {msg}\n"))
-                            if os.environ.get("DETSCOPE_VERBOSE") else None))
-
-
 def _coco_ids(images: list[Path]) -> dict[str, int]:
     """Image ids from a COCO annotations.json beside the images (or one folder up), by file name."""
     for folder in {p.parent for p in images} | {p.parent.parent for p in images}:
@@ -224,7 +216,7 @@ def cmd_detect(args) -> int:
     if not images:
         raise errors.UserError(f"no images in {' '.join(args.images)}")
     _model_here(args.model)
-    host = _host()
+    host = model_host()
     try:
         model = host.load_sync(args.model, checkpoint=args.checkpoint, labels=args.labels,
                                signature=args.signature, template=args.template, factory=args.factory,
@@ -301,7 +293,7 @@ def _write_annotated(image, dets, out: Path, banner: str | None = None) -> None:
 
 def cmd_restore(args) -> int:
     _model_here(args.checkpoint)
-    host = _host()
+    host = model_host()
     try:
         model = host.load_sync(args.checkpoint, template=args.template, factory=args.factory,
                                checkpoint=args.ckpt, warmup=False, safe_mode=not args.unsafe_keras,

@@ -1,9 +1,11 @@
 """The options that say how to load a model, shared by ``detect``, ``eval`` and ``compare`` (one wording, one
-set of names; ``restore`` takes the template, factory, tags and trust flags only)."""
+set of names; ``restore`` takes the template, factory, tags and trust flags only), and the host they load it in."""
 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 
 UNSAFE_KERAS_HELP = ("load a Keras file with safe_mode off: lets the Python code stored in it (a Lambda "
                      "layer's marshalled lambda) run; only for files you trust")
@@ -31,3 +33,13 @@ def add_model_options(p: argparse.ArgumentParser, *, checkpoint: bool = True, fa
     p.add_argument("--tags", help="the SavedModel's tag set, comma-separated (serve by default)")
     p.add_argument("--scale", choices=["0..255", "0..1", "-1..1"], help="pixel range of a float image input")
     add_trust_options(p)
+
+
+def model_host():
+    """The command line's model host (the model in this process), whose engine says what it is doing on stderr
+    with DETSCOPE_VERBOSE=1."""
+    from ..app.host import ModelHost
+    from ..runtime.engine import Engine
+
+    return ModelHost(Engine(on_progress=(lambda name, msg: sys.stderr.write(f"… {msg}\n"))
+                            if os.environ.get("DETSCOPE_VERBOSE") else None))
